@@ -1,0 +1,288 @@
+"""The ``executor`` command: the only place that reads Settings and wires the parts."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from remote_executor import __version__
+from remote_executor.check import check_cli, check_gms, check_queue, check_secrets
+from remote_executor.errors import ConfigurationError, ExecutorError, NotGmsError
+from remote_executor.gms import GmsClient
+from remote_executor.logs import configure_logging
+from remote_executor.messages import build_message
+from remote_executor.models import URN_PREFIX, ExecutionRequest, Status, TaskKind
+from remote_executor.queue.sqs import SqsQueue
+from remote_executor.secrets import Redactor
+from remote_executor.secrets.aws import AwsSecretResolver
+from remote_executor.settings import Settings, parse_name_map
+from remote_executor.task import Task, TaskContext
+from remote_executor.worker import Worker, WorkerConfig
+
+
+def load_settings(**flags: Any) -> Settings:
+    """Settings from the environment, with the flags that were given taking precedence."""
+    given = {name: value for name, value in flags.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise click.ClickException(f"invalid settings: {problems}") from exc
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def datahub_command(settings: Settings) -> tuple[str, ...]:
+    """The datahub CLI: as configured, else beside this Python, else on PATH."""
+    if settings.datahub_command:
+        return tuple(shlex.split(settings.datahub_command))
+    beside = Path(sys.executable).parent / "datahub"
+    if beside.exists():
+        return (str(beside),)
+    return (shutil.which("datahub") or "datahub",)
+
+
+def task_context(settings: Settings, redactor: Redactor, gms_url: str | None) -> TaskContext:
+    """What every task shares, wired from the settings."""
+    return TaskContext(
+        datahub_command=datahub_command(settings),
+        work_dir=settings.work_dir,
+        base_env=settings.child_environment(os.environ),
+        secrets=AwsSecretResolver(settings.secrets),
+        redactor=redactor,
+        gms_url=gms_url,
+        token=settings.token,
+        file_sink_when_no_gms=gms_url is None,
+        report_max_chars=settings.report_max_chars,
+        worker_id=settings.worker_id,
+    )
+
+
+def _redactor_and_logs(settings: Settings) -> Redactor:
+    redactor = Redactor()
+    if settings.token:
+        redactor.add(settings.token)
+    configure_logging(redactor, settings.log_format, settings.log_level)
+    return redactor
+
+
+def _env_pairs(pairs: tuple[str, ...]) -> dict[str, str]:
+    try:
+        return parse_name_map(",".join(pairs), "--env")
+    except ConfigurationError as exc:
+        raise click.BadParameter(str(exc), param_hint="--env") from exc
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="remote-executor")
+def main() -> None:
+    """Pull-based remote executor for DataHub ingestion.
+
+    Reads execution requests from an SQS queue, resolves ${SECRET} references from
+    AWS Secrets Manager, runs `datahub ingest` in a subprocess and reports to GMS.
+    Configuration comes from flags and environment variables (see `executor run -h`).
+    """
+
+
+@main.command()
+@click.option("--worker-id", help="Executor id to serve (EXECUTOR_WORKER_ID, default 'remote').")
+@click.option("--queue-url", help="SQS queue URL (EXECUTOR_QUEUE_URL).")
+@click.option("--gms-url", help="DataHub GMS URL ending in /gms (DATAHUB_GMS_URL).")
+@click.option("--max-concurrent-tasks", type=int, help="Tasks at once (default 4).")
+def run(
+    worker_id: str | None,
+    queue_url: str | None,
+    gms_url: str | None,
+    max_concurrent_tasks: int | None,
+) -> None:
+    """Run the worker until SIGTERM or Ctrl-C.
+
+    \b
+    Environment: DATAHUB_GMS_URL, DATAHUB_GMS_TOKEN, EXECUTOR_QUEUE_URL,
+    EXECUTOR_WORKER_ID, EXECUTOR_MAX_CONCURRENT_TASKS, EXECUTOR_SECRETS
+    (NAME=ARN,...), EXECUTOR_REPORT_INTERVAL_SECONDS, EXECUTOR_LEASE_SECONDS,
+    and boto3's AWS_REGION, AWS_ENDPOINT_URL and credential chain.
+    A first signal stops receiving and lets running tasks finish; a second
+    stops them and releases their messages for a retry.
+    """
+    settings = load_settings(
+        worker_id=worker_id,
+        queue_url=queue_url,
+        gms_url=gms_url,
+        max_concurrent_tasks=max_concurrent_tasks,
+    )
+    redactor = _redactor_and_logs(settings)
+    try:
+        gms = GmsClient(settings.require_gms_url(), settings.token, settings.gms_retry_seconds)
+        queue = SqsQueue.create(settings.require_queue_url())
+        gms.server_config()
+    except (ConfigurationError, NotGmsError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    except ExecutorError as exc:
+        click.echo(f"warning: GMS check failed, starting anyway: {exc}", err=True)
+    worker = Worker(
+        queue,
+        gms,
+        task_context(settings, redactor, gms.url),
+        WorkerConfig(
+            worker_id=settings.worker_id,
+            max_concurrent_tasks=settings.max_concurrent_tasks,
+            lease_seconds=settings.lease_seconds,
+            report_interval_seconds=settings.report_interval_seconds,
+            foreign_visibility_seconds=settings.foreign_visibility_seconds,
+        ),
+    )
+    signals = {"count": 0}
+
+    def on_signal(signum: int, _: Any) -> None:
+        signals["count"] += 1
+        worker.stop(force=signals["count"] > 1)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    worker.run()
+
+
+@main.command()
+@click.argument("recipe", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--queue-url", help="SQS queue URL (EXECUTOR_QUEUE_URL).")
+@click.option("--executor-id", default="remote", show_default=True, help="Which executor runs it.")
+@click.option("--urn", help="Request urn or id (default: a new id).")
+@click.option(
+    "--task",
+    "task_name",
+    type=click.Choice([k.value for k in TaskKind]),
+    default=TaskKind.RUN_INGEST.value,
+    show_default=True,
+)
+@click.option("--ingestion-source", help="Ingestion source urn (sets the pipeline name).")
+@click.option(
+    "--env",
+    "env_pairs",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Extra environment for the recipe (extra_env_vars); repeatable.",
+)
+def submit(
+    recipe: Path,
+    queue_url: str | None,
+    executor_id: str,
+    urn: str | None,
+    task_name: str,
+    ingestion_source: str | None,
+    env_pairs: tuple[str, ...],
+) -> None:
+    """Send RECIPE to the queue as an execution request; print its urn."""
+    settings = load_settings(queue_url=queue_url)
+    request_id = (urn or str(uuid.uuid4())).removeprefix(URN_PREFIX)
+    body = build_message(
+        request_id,
+        recipe.read_text(encoding="utf-8"),
+        executor_id,
+        task=TaskKind(task_name),
+        ingestion_source=ingestion_source,
+        extra_env_vars=_env_pairs(env_pairs),
+    )
+    try:
+        SqsQueue.create(settings.require_queue_url()).send(body)
+    except ExecutorError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{URN_PREFIX}{request_id}")
+
+
+@main.command("exec")
+@click.argument("recipe", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--test-connection", is_flag=True, help="Only test the source connection.")
+@click.option(
+    "--env",
+    "env_pairs",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Extra environment for the recipe; repeatable.",
+)
+def exec_(recipe: Path, test_connection: bool, env_pairs: tuple[str, ...]) -> None:
+    """Run RECIPE once, locally, through the worker's secrets and runner path.
+
+    No queue and no GMS: a recipe without a sink writes its metadata to a file.
+    Secrets come from EXECUTOR_SECRETS as for the worker. Exits 0 on SUCCESS.
+    """
+    settings = load_settings()
+    redactor = _redactor_and_logs(settings)
+    request = ExecutionRequest(
+        request_id=f"exec-{uuid.uuid4().hex[:12]}",
+        task=TaskKind.TEST_CONNECTION if test_connection else TaskKind.RUN_INGEST,
+        executor_id=settings.worker_id,
+        recipe=recipe.read_text(encoding="utf-8"),
+        extra_env_vars=_env_pairs(env_pairs),
+    )
+    task = Task(request, task_context(settings, redactor, gms_url=None))
+    result = task.run()
+    click.echo(result.report.split("\n~~~~ Execution log")[0])
+    click.echo(f"\n{result.status.value}")
+    click.echo(f"  full log:          {task.log_path}")
+    if task.report_path.exists():
+        click.echo(f"  structured report: {task.report_path}")
+    if task.metadata_path.exists():
+        click.echo(f"  metadata written:  {task.metadata_path}")
+    sys.exit(0 if result.status is Status.SUCCESS else 1)
+
+
+@main.command()
+def check() -> None:
+    """Check GMS, the token, the queue, every configured secret and the datahub CLI."""
+    settings = load_settings()
+    redactor = _redactor_and_logs(settings)
+    gms = GmsClient(settings.gms_url, settings.token, retry_seconds=5) if settings.gms_url else None
+    try:
+        queue = SqsQueue.create(settings.queue_url) if settings.queue_url else None
+    except ExecutorError as exc:
+        raise click.ClickException(str(exc)) from exc
+    results = [
+        *check_gms(gms, bool(settings.token)),
+        *check_queue(queue),
+        *check_secrets(AwsSecretResolver(settings.secrets)),
+        *check_cli(datahub_command(settings)),
+    ]
+    for result in results:
+        click.echo(redactor.redact(result.line()))
+    sys.exit(0 if all(r.ok for r in results) else 1)
+
+
+@main.command()
+@click.option("--aws-port", default=4566, show_default=True, help="SQS/Secrets Manager port.")
+@click.option("--gms-port", default=8080, show_default=True, help="GMS stand-in port.")
+@click.option("--token", help="Require this GMS token (default: no auth).")
+def sandbox(aws_port: int, gms_port: int, token: str | None) -> None:
+    """Start a local SQS + Secrets Manager endpoint and a GMS stand-in; print the env.
+
+    Ports 0 pick free ones. Stop with Ctrl-C.
+    """
+    from remote_executor.sandbox.demo import serve_sandbox
+
+    serve_sandbox(aws_port, gms_port, token)
+
+
+@main.command()
+@click.option(
+    "--work-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".demo"),
+    show_default=True,
+    help="Where the demo keeps its files.",
+)
+def demo(work_dir: Path) -> None:
+    """Run the whole path locally: sandbox, worker, two recipes, final statuses."""
+    from remote_executor.sandbox.demo import run_demo
+
+    sys.exit(run_demo(work_dir.resolve()))

@@ -1,0 +1,186 @@
+"""The GMS client: write a request's result, read aspects, and check the server.
+
+Transient failures (connection, timeout, 5xx, 429) are retried with jittered
+exponential backoff for ``retry_seconds``; every 4xx raises at once.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import requests
+from tenacity import Retrying as _Retrying
+from tenacity import (
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
+from remote_executor.errors import (
+    GmsAuthError,
+    GmsRejectedError,
+    GmsUnavailableError,
+    NotGmsError,
+)
+from remote_executor.models import TaskResult
+
+RESULT_ASPECT = "dataHubExecutionRequestResult"
+INPUT_ASPECT = "dataHubExecutionRequestInput"
+TIMEOUT_SECONDS = 30
+WRONG_URL_HINT = (
+    "the URL reaches the DataHub web app, not GMS; "
+    "for DataHub Cloud use https://<company>.acryl.io/gms"
+)
+
+
+class Reporter(Protocol):
+    """What the worker needs from GMS."""
+
+    def report(self, urn: str, result: TaskResult) -> None:
+        """Write the request's result aspect; raises GmsError if it was not accepted."""
+        ...
+
+    def read_result(self, urn: str) -> dict[str, Any] | None:
+        """The request's current result aspect, or None."""
+        ...
+
+    def read_input(self, urn: str) -> dict[str, Any] | None:
+        """The request's input aspect (for truncated messages), or None."""
+        ...
+
+
+def _proposal(urn: str, aspect_name: str, value: str) -> dict[str, Any]:
+    return {
+        "proposal": {
+            "entityType": "dataHubExecutionRequest",
+            "entityUrn": urn,
+            "changeType": "UPSERT",
+            "aspectName": aspect_name,
+            "aspect": {"contentType": "application/json", "value": value},
+        },
+        "async": "false",
+    }
+
+
+class GmsClient:
+    """GMS over HTTP, with the headers and payloads of DESIGN.md."""
+
+    def __init__(self, url: str, token: str | None, retry_seconds: float = 60.0) -> None:
+        self.url = url.rstrip("/")
+        self._retry_seconds = retry_seconds
+        self._local = threading.local()
+        self._headers = {"X-RestLi-Protocol-Version": "2.0.0"}
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
+
+    @property
+    def _session(self) -> requests.Session:
+        # One session per thread: requests.Session is not documented as thread-safe.
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers.update(self._headers)
+            self._local.session = session
+        return session
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        url = f"{self.url}{path}"
+        for attempt in _Retrying(
+            retry=retry_if_exception_type(GmsUnavailableError),
+            wait=wait_random_exponential(multiplier=0.5, max=15),
+            stop=stop_after_delay(self._retry_seconds),
+            reraise=True,
+        ):
+            with attempt:
+                return self._once(method, url, **kwargs)
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    def _once(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        try:
+            response = self._session.request(method, url, timeout=TIMEOUT_SECONDS, **kwargs)
+        except requests.RequestException as exc:
+            raise GmsUnavailableError(f"GMS at {self.url} could not be reached: {exc}") from exc
+        status = response.status_code
+        if status == 429 or status >= 500:
+            raise GmsUnavailableError(f"GMS answered {status} for {method} {url}")
+        if status in (401, 403):
+            raise GmsAuthError(
+                f"GMS refused the token ({status}) for {method} {url}: check DATAHUB_GMS_TOKEN "
+                "(a personal access token from Settings > Access Tokens)",
+                status,
+            )
+        if status >= 400 and status != 404:
+            raise GmsRejectedError(
+                f"GMS answered {status} for {method} {url}: {response.text[:500]}", status
+            )
+        if status != 404 and "html" in response.headers.get("Content-Type", ""):
+            raise NotGmsError(f"{self.url} answers HTML: {WRONG_URL_HINT}")
+        return response
+
+    def report(self, urn: str, result: TaskResult) -> None:
+        body = _proposal(urn, RESULT_ASPECT, result.to_json())
+        self._send("POST", "/aspects?action=ingestProposal", json=body)
+
+    def _read_aspect(self, urn: str, aspect_name: str) -> dict[str, Any] | None:
+        path = f"/aspects/{quote(urn, safe='')}?aspect={aspect_name}&version=0"
+        response = self._send("GET", path)
+        if response.status_code == 404:
+            return None
+        wrapped = response.json().get("aspect") or {}
+        # The value sits under the record's full name,
+        # e.g. com.linkedin.execution.ExecutionRequestResult.
+        values = list(wrapped.values())
+        return values[0] if values and isinstance(values[0], dict) else None
+
+    def read_result(self, urn: str) -> dict[str, Any] | None:
+        return self._read_aspect(urn, RESULT_ASPECT)
+
+    def read_input(self, urn: str) -> dict[str, Any] | None:
+        return self._read_aspect(urn, INPUT_ASPECT)
+
+    def server_config(self) -> dict[str, Any]:
+        """GET /config; NotGmsError when the URL is not GMS (HTML, or JSON without noCode)."""
+        response = self._send("GET", "/config")
+        try:
+            config = response.json()
+        except ValueError as exc:
+            raise NotGmsError(f"{self.url}/config is not JSON: {WRONG_URL_HINT}") from exc
+        if response.status_code == 404 or not isinstance(config, dict) or "noCode" not in config:
+            raise NotGmsError(f"{self.url}/config is not a GMS config: {WRONG_URL_HINT}")
+        return config
+
+    def check_token(self) -> None:
+        """Read an aspect, which needs a valid token when GMS enforces auth; GmsAuthError if not."""
+        self.read_result("urn:li:dataHubExecutionRequest:remote-executor-token-check")
+
+
+class MemoryReporter:
+    """In-memory twin of GmsClient for unit tests: keeps every result it is told."""
+
+    def __init__(self) -> None:
+        self.results: dict[str, list[TaskResult]] = {}
+        self.inputs: dict[str, dict[str, Any]] = {}
+        self.fail_with: Exception | None = None
+        self._lock = threading.Lock()
+
+    def report(self, urn: str, result: TaskResult) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        with self._lock:
+            self.results.setdefault(urn, []).append(result)
+
+    def read_result(self, urn: str) -> dict[str, Any] | None:
+        with self._lock:
+            history = self.results.get(urn)
+            return json.loads(history[-1].to_json()) if history else None
+
+    def read_input(self, urn: str) -> dict[str, Any] | None:
+        return self.inputs.get(urn)
+
+    def statuses(self, urn: str) -> list[str]:
+        """The statuses reported for a request, in order."""
+        with self._lock:
+            return [result.status.value for result in self.results.get(urn, [])]

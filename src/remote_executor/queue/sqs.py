@@ -1,0 +1,139 @@
+"""SqsQueue: the Queue role on AWS SQS (or any endpoint that speaks its API)."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from remote_executor.errors import ConfigurationError, LeaseLostError, QueueError
+from remote_executor.queue.base import Lease
+from remote_executor.secrets.aws import AWS_RETRY_CONFIG
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+# Errors that mean the receipt no longer holds the message, so retrying cannot help.
+_LEASE_GONE = {
+    "ReceiptHandleIsInvalid",
+    "InvalidParameterValue",
+    "AWS.SimpleQueueService.MessageNotInflight",
+    "MessageNotInflight",
+}
+_REGION_IN_URL = re.compile(r"^https://(?:sqs\.)?([a-z]{2}(?:-[a-z]+)+-\d)\.")
+_SYSTEM_ATTRIBUTES: Any = [
+    "ApproximateReceiveCount",
+    "ApproximateFirstReceiveTimestamp",
+    "SentTimestamp",
+]
+
+
+def region_from_url(queue_url: str) -> str | None:
+    """The region of an AWS queue URL (https://sqs.eu-west-1.amazonaws.com/...), if it has one."""
+    match = _REGION_IN_URL.match(queue_url)
+    return match.group(1) if match else None
+
+
+def _error_text(exc: ClientError) -> str:
+    error = exc.response.get("Error", {})
+    return f"{error.get('Code', 'Error')}: {error.get('Message', '')}".rstrip(": ")
+
+
+class SqsQueue:
+    """One SQS queue; every call is wrapped into QueueError or LeaseLostError."""
+
+    def __init__(self, queue_url: str, client: SQSClient) -> None:
+        self._url = queue_url
+        self._client = client
+
+    @classmethod
+    def create(cls, queue_url: str) -> SqsQueue:
+        """A queue with a client from boto3's configuration; region from the URL if unset."""
+        region = boto3.session.Session().region_name or region_from_url(queue_url)
+        try:
+            client = boto3.client("sqs", region_name=region, config=AWS_RETRY_CONFIG)
+        except BotoCoreError as exc:
+            raise ConfigurationError(
+                f"cannot use the queue {queue_url}: {exc}; set AWS_REGION"
+            ) from exc
+        return cls(queue_url, client)
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    def receive(self, max_messages: int, wait_seconds: int, lease_seconds: int) -> list[Lease]:
+        try:
+            response = self._client.receive_message(
+                QueueUrl=self._url,
+                MaxNumberOfMessages=max(1, min(10, max_messages)),
+                WaitTimeSeconds=wait_seconds,
+                VisibilityTimeout=lease_seconds,
+                MessageSystemAttributeNames=_SYSTEM_ATTRIBUTES,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise QueueError(f"receive from {self._url} failed: {self._describe(exc)}") from exc
+        return [self._lease(message) for message in response.get("Messages", [])]
+
+    def extend(self, lease: Lease, lease_seconds: int) -> None:
+        self._change_visibility(lease, lease_seconds)
+
+    def release(self, lease: Lease, delay_seconds: int = 0) -> None:
+        self._change_visibility(lease, delay_seconds)
+
+    def delete(self, lease: Lease) -> None:
+        try:
+            self._client.delete_message(QueueUrl=self._url, ReceiptHandle=lease.receipt_handle)
+        except (ClientError, BotoCoreError) as exc:
+            raise QueueError(
+                f"delete of message {lease.message_id} failed: {self._describe(exc)}"
+            ) from exc
+
+    def send(self, body: str) -> str:
+        try:
+            response = self._client.send_message(QueueUrl=self._url, MessageBody=body)
+        except (ClientError, BotoCoreError) as exc:
+            raise QueueError(f"send to {self._url} failed: {self._describe(exc)}") from exc
+        return response["MessageId"]
+
+    def attributes(self) -> dict[str, str]:
+        try:
+            response = self._client.get_queue_attributes(QueueUrl=self._url, AttributeNames=["All"])
+        except (ClientError, BotoCoreError) as exc:
+            raise QueueError(f"queue {self._url}: {self._describe(exc)}") from exc
+        return {str(key): value for key, value in response.get("Attributes", {}).items()}
+
+    def _change_visibility(self, lease: Lease, seconds: int) -> None:
+        try:
+            self._client.change_message_visibility(
+                QueueUrl=self._url, ReceiptHandle=lease.receipt_handle, VisibilityTimeout=seconds
+            )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in _LEASE_GONE:
+                raise LeaseLostError(
+                    f"lease of message {lease.message_id} lost: {_error_text(exc)}"
+                ) from exc
+            raise QueueError(f"visibility change failed: {_error_text(exc)}") from exc
+        except BotoCoreError as exc:
+            raise QueueError(f"visibility change failed: {exc}") from exc
+
+    @staticmethod
+    def _describe(exc: ClientError | BotoCoreError) -> str:
+        return _error_text(exc) if isinstance(exc, ClientError) else str(exc)
+
+    @staticmethod
+    def _lease(message: Any) -> Lease:
+        attrs = message.get("Attributes", {})
+        first = attrs.get("ApproximateFirstReceiveTimestamp")
+        sent = attrs.get("SentTimestamp")
+        return Lease(
+            message_id=message["MessageId"],
+            receipt_handle=message["ReceiptHandle"],
+            body=message.get("Body", ""),
+            receive_count=int(attrs.get("ApproximateReceiveCount", "1")),
+            first_receive_ms=int(first) if first else None,
+            sent_ms=int(sent) if sent else None,
+        )

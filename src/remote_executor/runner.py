@@ -1,0 +1,161 @@
+"""One ingestion subprocess: its own session, bounded capture, and how it ended.
+
+The child runs in a new session (process group) so that stopping it stops
+everything it started. Its output (stderr merged into stdout) is read line by
+line, redacted, appended to the full log file and kept as a bounded tail in
+memory for the reports. Redacting whole lines means a secret value cannot be
+split across two reads.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from remote_executor.errors import RunnerError
+from remote_executor.secrets import Redactor
+
+MAX_LINE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything needed to start the child."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+    log_path: Path
+    stdin: bytes | None = None
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How the child ended."""
+
+    exit_code: int | None
+    signal_number: int | None
+    duration_seconds: float
+    stopped_because: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        """Exited by itself with code 0."""
+        return self.exit_code == 0 and self.stopped_because is None
+
+    def describe(self) -> str:
+        """One line a user understands: exit code, or the signal by name."""
+        if self.signal_number is not None:
+            name = signal.Signals(self.signal_number).name
+            how = f"killed by signal {name} ({self.signal_number})"
+        else:
+            how = f"exited with code {self.exit_code}"
+        if self.stopped_because:
+            how = f"stopped ({self.stopped_because}): {how}"
+        return f"datahub {how} after {self.duration_seconds:.1f} s"
+
+
+class LogTail:
+    """The last ``max_chars`` characters of output, by whole lines, with a change counter."""
+
+    def __init__(self, max_chars: int) -> None:
+        self._max_chars = max_chars
+        self._lines: collections.deque[str] = collections.deque()
+        self._chars = 0
+        self._lock = threading.Lock()
+        self.version = 0
+        self.dropped_lines = 0
+
+    def append(self, line: str) -> None:
+        """Add a line, dropping the oldest ones beyond the bound."""
+        with self._lock:
+            self._lines.append(line)
+            self._chars += len(line)
+            while self._chars > self._max_chars and len(self._lines) > 1:
+                self._chars -= len(self._lines.popleft())
+                self.dropped_lines += 1
+            self.version += 1
+
+    def text(self) -> str:
+        """The tail as one string."""
+        with self._lock:
+            return "".join(self._lines)
+
+
+class ProcessRun:
+    """A started child; ``wait`` for it, or ``stop`` it (TERM to the group, then KILL)."""
+
+    def __init__(self, spec: RunSpec, redactor: Redactor, tail: LogTail) -> None:
+        self._spec = spec
+        self._redactor = redactor
+        self.tail = tail
+        self._stopped_because: str | None = None
+        self._started = time.monotonic()
+        try:
+            self._proc = subprocess.Popen(
+                spec.argv,
+                cwd=spec.cwd,
+                env=spec.env,
+                stdin=subprocess.PIPE if spec.stdin is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as exc:
+            raise RunnerError(f"cannot start {spec.argv[0]}: {exc.strerror or exc}") from exc
+        if spec.stdin is not None and self._proc.stdin is not None:
+            self._feed_stdin(spec.stdin)
+        self._reader = threading.Thread(target=self._read, name="log-reader", daemon=True)
+        self._reader.start()
+
+    @property
+    def pid(self) -> int:
+        """The child's pid, which is also its process group id."""
+        return self._proc.pid
+
+    def _feed_stdin(self, data: bytes) -> None:
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(data)
+            self._proc.stdin.close()
+        except BrokenPipeError:
+            pass  # the child exited before reading; its exit code tells why
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        with open(self._spec.log_path, "a", encoding="utf-8") as log:
+            for raw in iter(lambda: self._proc.stdout.readline(MAX_LINE_BYTES), b""):  # type: ignore[union-attr]
+                line = self._redactor.redact(raw.decode("utf-8", errors="replace"))
+                log.write(line)
+                log.flush()
+                self.tail.append(line)
+
+    def wait(self) -> RunOutcome:
+        """Block until the child and its output are done."""
+        code = self._proc.wait()
+        self._reader.join()
+        duration = time.monotonic() - self._started
+        if code < 0:
+            return RunOutcome(None, -code, duration, self._stopped_because)
+        return RunOutcome(code, None, duration, self._stopped_because)
+
+    def stop(self, reason: str, grace_seconds: float) -> None:
+        """SIGTERM to the whole process group, SIGKILL if it is still there after the grace."""
+        self._stopped_because = reason
+        self._signal_group(signal.SIGTERM)
+        try:
+            self._proc.wait(timeout=grace_seconds)
+        except subprocess.TimeoutExpired:
+            self._signal_group(signal.SIGKILL)
+
+    def _signal_group(self, signum: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError):  # already gone
+            os.killpg(self._proc.pid, signum)

@@ -1,0 +1,62 @@
+"""A local SQS + Secrets Manager endpoint: moto in server mode on loopback."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import boto3
+
+REGION = "us-east-1"
+# moto accepts any credentials; these make boto3's chain stop looking further.
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox"}
+
+
+class AwsSandbox:
+    """moto's threaded server, with the few calls the demo and tests need."""
+
+    def __init__(self, port: int = 0) -> None:
+        try:
+            from moto.server import ThreadedMotoServer
+        except ImportError as exc:  # the sandbox extra is optional
+            raise RuntimeError(
+                "the sandbox needs moto: pip install 'remote-executor[sandbox]'"
+            ) from exc
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self.endpoint_url = ""
+
+    def start(self) -> AwsSandbox:
+        """Serve in a daemon thread."""
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{port}"
+        return self
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self._server.stop()
+
+    def env(self) -> dict[str, str]:
+        """What boto3 in another process needs to reach this endpoint."""
+        return {"AWS_ENDPOINT_URL": self.endpoint_url, "AWS_REGION": REGION, **CREDENTIALS}
+
+    def client(self, service: str) -> Any:
+        """A boto3 client bound to this endpoint."""
+        return cast(Any, boto3).client(
+            service,
+            endpoint_url=self.endpoint_url,
+            region_name=REGION,
+            aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
+
+    def create_queue(self, name: str) -> str:
+        """Create (or find) a queue; its URL."""
+        return str(self.client("sqs").create_queue(QueueName=name)["QueueUrl"])
+
+    def put_secret(self, name: str, value: str) -> str:
+        """Create a secret, or put a new version if it exists; its ARN."""
+        client = self.client("secretsmanager")
+        try:
+            return str(client.create_secret(Name=name, SecretString=value)["ARN"])
+        except client.exceptions.ResourceExistsException:
+            return str(client.put_secret_value(SecretId=name, SecretString=value)["ARN"])

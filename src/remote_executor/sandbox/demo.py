@@ -1,0 +1,130 @@
+"""``executor sandbox`` and ``executor demo``: the whole path on one laptop, no AWS needed."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+from remote_executor.messages import build_message
+from remote_executor.models import request_urn
+from remote_executor.queue.sqs import SqsQueue
+from remote_executor.sandbox import Sandbox
+
+TERMINAL = {"SUCCESS", "FAILURE", "CANCELLED", "TIMEOUT", "ABORTED", "DUPLICATE"}
+DEMO_SECRET_NAME = "demo/sqlite-uri"
+
+
+def serve_sandbox(aws_port: int, gms_port: int, token: str | None) -> None:
+    """Run the sandbox in the foreground until Ctrl-C or SIGTERM."""
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    with Sandbox(token=token, aws_port=aws_port, gms_port=gms_port) as box:
+        print(
+            "Sandbox running: SQS + Secrets Manager at",
+            box.aws.endpoint_url,
+            "and a GMS stand-in at",
+            box.gms.url,
+        )
+        print("In another shell:\n")
+        for name, value in box.env().items():
+            print(f"export {name}={value}")
+        print("executor run --worker-id remote")
+        print("executor submit examples/recipes/demo-sqlite.yml --env DEMO_DB=$PWD/demo.db\n")
+        print("Ctrl-C stops the sandbox.", flush=True)
+        done.wait()
+
+
+def create_demo_database(path: Path) -> None:
+    """A small SQLite database for the demo recipes (no foreign keys: DataHub's
+    SQLite path rejects unnamed ones)."""
+    path.unlink(missing_ok=True)
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            """
+            CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT);
+            CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER, total REAL);
+            CREATE VIEW large_orders AS SELECT * FROM orders WHERE total > 100;
+            INSERT INTO customers VALUES (1, 'Ada', 'ada@example.com');
+            INSERT INTO orders VALUES (1, 1, 250.0);
+            """
+        )
+
+
+def _start_worker(box: Sandbox, work_dir: Path, secret_arn: str) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        **box.env(),
+        "EXECUTOR_SECRETS": f"DEMO_DB_URI={secret_arn}",
+        "EXECUTOR_WORK_DIR": str(work_dir / "tasks"),
+        "EXECUTOR_REPORT_INTERVAL_SECONDS": "2",
+        "EXECUTOR_LOG_FORMAT": "console",
+    }
+    log = (work_dir / "worker.log").open("wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "remote_executor", "run", "--worker-id", "remote"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _submit(box: Sandbox, recipes: Path, db_path: Path) -> dict[str, str]:
+    queue = SqsQueue(box.queue_url, box.aws.client("sqs"))
+    submitted = {}
+    for name, extra_env in (
+        ("demo-sqlite.yml", {"DEMO_DB": str(db_path)}),
+        ("demo-sqlite-secret.yml", {}),
+    ):
+        request_id = f"demo-{uuid.uuid4().hex[:8]}"
+        recipe = (recipes / name).read_text(encoding="utf-8")
+        queue.send(build_message(request_id, recipe, "remote", extra_env_vars=extra_env))
+        submitted[name] = request_urn(request_id)
+        print(f"submitted {name} as {submitted[name]}")
+    return submitted
+
+
+def _print_outcomes(box: Sandbox, submitted: dict[str, str], work_dir: Path) -> bool:
+    all_ok = True
+    print()
+    for name, urn in submitted.items():
+        result = box.gms.wait_for_status(urn, TERMINAL, timeout_seconds=240)
+        status = result["status"] if result else "NO RESULT (timed out)"
+        all_ok = all_ok and status == "SUCCESS"
+        report_file = work_dir / f"{urn.rsplit(':', 1)[1]}.report.txt"
+        report_file.write_text(result.get("report", "") if result else "", encoding="utf-8")
+        print(f"{name:<26} {status:<8} report: {report_file}")
+    datasets = box.gms.urns("dataset")
+    print(f"\n{len(datasets)} datasets reached the GMS stand-in, e.g. {sorted(datasets)[:1]}")
+    print(f"worker log: {work_dir / 'worker.log'}")
+    return all_ok
+
+
+def run_demo(work_dir: Path, recipes: Path = Path("examples/recipes")) -> int:
+    """The README's first command: 0 when both demo recipes end SUCCESS."""
+    if not (recipes / "demo-sqlite.yml").exists():
+        print(f"cannot find {recipes}/demo-sqlite.yml: run the demo from the repository root")
+        return 2
+    work_dir.mkdir(parents=True, exist_ok=True)
+    db_path = work_dir / "demo.db"
+    create_demo_database(db_path)
+    with Sandbox(token=f"demo-{secrets.token_hex(8)}") as box:
+        arn = box.aws.put_secret(DEMO_SECRET_NAME, f"sqlite:///{db_path}")
+        worker = _start_worker(box, work_dir, arn)
+        try:
+            ok = _print_outcomes(box, _submit(box, recipes, db_path), work_dir)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+    print("\nDemo", "succeeded" if ok else "FAILED: read the reports and the worker log above")
+    return 0 if ok else 1

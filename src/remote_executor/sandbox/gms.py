@@ -1,0 +1,373 @@
+"""A stand-in for DataHub GMS (the metadata server's /gms REST API) for tests and the demo.
+
+It serves only what our executor and the `datahub` CLI's datahub-rest sink call, but it checks
+every payload with DataHub's own schema classes (see gms_schema) and imitates the GMS rules we
+depend on, so that code passing against it sends what a real GMS accepts.
+"""
+
+from __future__ import annotations
+
+import copy
+import hmac
+import json
+import threading
+from collections.abc import Callable
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, cast
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from remote_executor.sandbox.gms_schema import (
+    IMMUTABLE_STATUSES,
+    RESULT_ASPECT,
+    SERVER_CONFIG,
+    UNAUTHORIZED,
+    JsonDict,
+    PayloadError,
+    Proposal,
+    check_aspect,
+    check_urn,
+    error_body,
+    openapi_answer,
+    parse_json,
+    parse_openapi_entities,
+    parse_restli,
+    qualified_name,
+)
+
+_HTML = (
+    b"<!doctype html><html><head><title>DataHub</title></head>"
+    b"<body><noscript>You need to enable JavaScript to run this app.</noscript>"
+    b"<div id='root'></div></body></html>"
+)
+_JSON_TYPE = "application/json"
+
+Answer = tuple[int, Any]
+
+
+class GmsStandIn:
+    """An in-process GMS on 127.0.0.1 whose state tests and the demo can read and seed."""
+
+    def __init__(self, token: str | None = None, port: int = 0) -> None:
+        self._token = token
+        self._port = port
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._aspects: dict[tuple[str, str], JsonDict] = {}
+        self._results: dict[str, list[JsonDict]] = {}
+        self._raw_bodies: list[bytes] = []
+        self._rejected: list[str] = []
+        self._refused: list[str] = []
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> GmsStandIn:
+        if self._server is not None:
+            raise RuntimeError("the GMS stand-in is already running")
+        self._server = _Server(("127.0.0.1", self._port), self)
+        self._port = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="gms-stand-in", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join()
+        self._server, self._thread = None, None
+
+    def __enter__(self) -> GmsStandIn:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"{self.root_url}/gms"
+
+    @property
+    def root_url(self) -> str:
+        if self._port == 0:
+            raise RuntimeError("port 0 is resolved on start(); start the stand-in first")
+        return f"http://127.0.0.1:{self._port}"
+
+    def results(self, urn: str) -> list[JsonDict]:
+        with self._lock:
+            return copy.deepcopy(self._results.get(urn, []))
+
+    def last_result(self, urn: str) -> JsonDict | None:
+        with self._lock:
+            history = self._results.get(urn)
+            return copy.deepcopy(history[-1]) if history else None
+
+    def aspect(self, urn: str, aspect_name: str) -> JsonDict | None:
+        with self._lock:
+            return copy.deepcopy(self._aspects.get((urn, aspect_name)))
+
+    def urns(self, entity_type: str) -> list[str]:
+        prefix = f"urn:li:{entity_type}:"
+        with self._lock:
+            return list(dict.fromkeys(urn for urn, _ in self._aspects if urn.startswith(prefix)))
+
+    def put_aspect(self, urn: str, aspect_name: str, value: JsonDict) -> None:
+        """Seeds state as if it were already in GMS's database: validated, never refused."""
+        entity_type = urn.split(":")[2] if urn.count(":") >= 3 else ""
+        proposal = Proposal(
+            entity_type, check_urn(entity_type, urn), aspect_name, check_aspect(aspect_name, value)
+        )
+        with self._lock:
+            self._store(proposal)
+
+    @property
+    def raw_bodies(self) -> list[bytes]:
+        with self._lock:
+            return list(self._raw_bodies)
+
+    @property
+    def rejected(self) -> list[str]:
+        with self._lock:
+            return list(self._rejected)
+
+    @property
+    def refused(self) -> list[str]:
+        """Valid writes GMS would still deny (HTTP 422), kept apart from invalid payloads."""
+        with self._lock:
+            return list(self._refused)
+
+    def wait_for_status(
+        self, urn: str, statuses: set[str], timeout_seconds: float
+    ) -> JsonDict | None:
+        """The latest accepted result of urn with one of statuses, even if it was since updated.
+
+        Searching the history rather than the current value lets a caller wait for a short-lived
+        status such as RUNNING without racing the executor.
+        """
+        with self._changed:
+            found = self._changed.wait_for(
+                lambda: self._matching_result(urn, statuses), timeout_seconds
+            )
+            return copy.deepcopy(found)
+
+    def _matching_result(self, urn: str, statuses: set[str]) -> JsonDict | None:
+        for result in reversed(self._results.get(urn, [])):
+            if result.get("status") in statuses:
+                return result
+        return None
+
+    def _store(self, proposal: Proposal) -> None:
+        """Caller holds the lock."""
+        value = copy.deepcopy(proposal.value)
+        self._aspects[(proposal.urn, proposal.aspect_name)] = value
+        if proposal.aspect_name == RESULT_ASPECT:
+            self._results.setdefault(proposal.urn, []).append(value)
+        self._changed.notify_all()
+
+    def _receive(self, body: bytes) -> None:
+        with self._lock:
+            self._raw_bodies.append(body)
+
+    def _handle(self, request: _Request) -> Answer:
+        """Everything below /gms. A bug here must fail the tests, hence 500 plus a rejection."""
+        try:
+            return self._route(request)
+        except Exception as exc:
+            return self._reject(f"stand-in error on {request.path}: {exc!r}", 500)
+
+    def _route(self, request: _Request) -> Answer:
+        route, query = request.route, request.query
+        if request.method == "GET" and route == "/config":
+            return 200, SERVER_CONFIG
+        if request.method == "GET" and route.startswith("/aspects/"):
+            return self._get_aspect(unquote(route[len("/aspects/") :]), query)
+        if request.method == "POST" and route == "/aspects":
+            return self._post_aspects(request)
+        entity_type, _, action = route.removeprefix("/openapi/v3/entity/").partition("/")
+        if request.method == "POST" and route.startswith("/openapi/v3/entity/") and not action:
+            return self._write(
+                lambda: parse_openapi_entities(entity_type, request.json()), openapi_answer
+            )
+        if (
+            request.method == "POST"
+            and route.startswith("/openapi/v3/entity/")
+            and (action == "batchGet")
+        ):
+            return self._batch_get(request)
+        return 404, error_body(404, f"not found: {request.path}")
+
+    def _get_aspect(self, urn: str, query: dict[str, list[str]]) -> Answer:
+        aspect_name = query.get("aspect", [""])[0]
+        version = query.get("version", ["0"])[0]
+        value = self.aspect(urn, aspect_name) if version == "0" else None
+        if value is None:
+            return 404, error_body(
+                404, f"aspect {aspect_name} of {urn} (version {version}) not found"
+            )
+        return 200, {"urn": urn, "version": 0, "aspect": {qualified_name(aspect_name): value}}
+
+    def _post_aspects(self, request: _Request) -> Answer:
+        action = request.query.get("action", [""])[0]
+        if action == "ingestProposal":
+            return self._write(
+                lambda: request.restli("proposal"), lambda done: {"value": done[0].urn}
+            )
+        if action == "ingestProposalBatch":
+            return self._write(
+                lambda: request.restli("proposals"),
+                lambda done: {"value": [proposal.urn for proposal in done]},
+            )
+        if action == "getTimeseriesAspectValues":
+            return self._timeseries_values(request)
+        return 404, error_body(404, f"not found: {request.path}?action={action}")
+
+    def _timeseries_values(self, request: _Request) -> Answer:
+        """Latest stored value only: enough for the CLI's stateful-ingestion checkpoint lookup."""
+        try:
+            query = request.json()
+            if not isinstance(query, dict) or not isinstance(query.get("urn"), str):
+                raise PayloadError("getTimeseriesAspectValues: expected a JSON object with a urn")
+        except PayloadError as exc:
+            return self._reject(str(exc))
+        value = self.aspect(query["urn"], str(query.get("aspect")))
+        aspect = {"value": json.dumps(value), "contentType": _JSON_TYPE}
+        found = [] if value is None else [{"aspect": aspect}]
+        return 200, {"value": {"limit": query.get("limit"), "values": found}}
+
+    def _batch_get(self, request: _Request) -> Answer:
+        """The CLI's SQL parser looks up schemaMetadata of tables a view reads this way."""
+        try:
+            wanted = request.json()
+            if not isinstance(wanted, list) or not all(
+                isinstance(item, dict) and isinstance(item.get("urn"), str) for item in wanted
+            ):
+                raise PayloadError("batchGet: expected a JSON list of {urn, <aspect>: {}}")
+        except PayloadError as exc:
+            return self._reject(str(exc))
+        with self._lock:
+            found = [self._entity(item["urn"], set(item) - {"urn"}) for item in wanted]
+        return 200, [entity for entity in found if len(entity) > 1]
+
+    def _entity(self, urn: str, aspect_names: set[str]) -> JsonDict:
+        """Caller holds the lock. No aspect names means all of them, as in OpenAPI."""
+        entity: JsonDict = {"urn": urn}
+        for (stored_urn, name), value in self._aspects.items():
+            if stored_urn == urn and (not aspect_names or name in aspect_names):
+                entity[name] = {"value": copy.deepcopy(value)}
+        return entity
+
+    def _reject(self, reason: str, status: int = 400) -> Answer:
+        with self._lock:
+            self._rejected.append(reason)
+        return status, error_body(status, reason)
+
+    def _write(
+        self, parse: Callable[[], list[Proposal]], answer: Callable[[list[Proposal]], Any]
+    ) -> Answer:
+        """Validates all proposals, then stores all or none of them."""
+        try:
+            proposals = parse()
+        except PayloadError as exc:
+            return self._reject(str(exc))
+        with self._lock:
+            refusal = self._refusal(proposals)
+            if refusal is not None:
+                self._refused.append(refusal)
+                return 422, error_body(422, refusal)
+            for proposal in proposals:
+                self._store(proposal)
+        return 200, answer(proposals)
+
+    def _refusal(self, proposals: list[Proposal]) -> str | None:
+        """GMS's ExecutionRequestResultValidator: a finished request's result is immutable."""
+        for proposal in proposals:
+            previous = self._aspects.get((proposal.urn, proposal.aspect_name))
+            if proposal.aspect_name != RESULT_ASPECT or previous is None:
+                continue
+            if previous.get("status") in IMMUTABLE_STATUSES:
+                return (
+                    f"Invalid update to immutable state for aspect {RESULT_ASPECT}. Execution urn:"
+                    f" {proposal.urn} previous status: {previous['status']}. Denied status update:"
+                    f" {proposal.value.get('status')}"
+                )
+        return None
+
+
+class _Request:
+    """The parts of an HTTP request the routes look at."""
+
+    def __init__(self, method: str, path: str, headers: Message, body: bytes) -> None:
+        parts = urlsplit(path)
+        self.method = method
+        self.path = parts.path
+        self.under_gms = parts.path == "/gms" or parts.path.startswith("/gms/")
+        self.route = parts.path.removeprefix("/gms")
+        self.query = parse_qs(parts.query)
+        self.headers = headers
+        self.body = body
+
+    def json(self) -> object:
+        return parse_json(self.headers.get("Content-Type"), self.body)
+
+    def restli(self, key: str) -> list[Proposal]:
+        protocol = self.headers.get("X-RestLi-Protocol-Version")
+        return parse_restli(self.headers.get("Content-Type"), protocol, self.body, key)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], stand_in: GmsStandIn) -> None:
+        super().__init__(address, _Handler)
+        self.stand_in = stand_in
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the CLI's pooled session expects
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silent: callers inspect the stand-in's state, not an access log."""
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+
+    def _dispatch(self) -> None:
+        stand_in = cast(_Server, self.server).stand_in
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if body:
+            stand_in._receive(body)
+        request = _Request(self.command, self.path, self.headers, body)
+        if not request.under_gms:  # the web app answers everything else
+            self._send(200, _HTML, "text/html; charset=utf-8")
+        elif request.route != "/config" and not self._authorized(stand_in._token):
+            self._send_json(401, error_body(401, UNAUTHORIZED))
+        else:
+            self._send_json(*stand_in._handle(request))
+
+    def _authorized(self, token: str | None) -> bool:
+        if token is None:
+            return True
+        given = self.headers.get("Authorization") or ""
+        return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+
+    def _send_json(self, status: int, payload: Any) -> None:
+        self._send(status, json.dumps(payload).encode(), _JSON_TYPE)
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)

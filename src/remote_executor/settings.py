@@ -1,0 +1,172 @@
+"""Every setting of the executor, and every environment variable it reads, named here.
+
+``Settings`` is built once, in ``cli.py``, from flags and the environment, then
+passed down. Legacy names of DataHub's own executor are accepted so existing
+deployments keep working (``DATAHUB_BASE_URL``, ``DATAHUB_ACCESS_TOKEN``,
+``AWS_COMMAND_QUEUE_URL``). boto3 reads its own variables (``AWS_REGION``,
+``AWS_ENDPOINT_URL``, the credential chain); they are not repeated here.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from remote_executor.errors import ConfigurationError
+
+# What the ingestion subprocess inherits from the worker's environment, besides
+# what the executor sets itself. Static AWS keys are deliberately absent: the
+# child keeps the ambient chain (ECS container credentials, IRSA web identity).
+CHILD_ENV_PASSTHROUGH = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_STS_REGIONAL_ENDPOINTS",
+    "DATAHUB_TELEMETRY_ENABLED",
+)
+
+# Set in the child unless the worker's environment already says otherwise: the
+# executor's runs should not phone home from inside a customer's network.
+CHILD_ENV_DEFAULTS = {"DATAHUB_TELEMETRY_ENABLED": "false"}
+
+
+def parse_name_map(raw: str, what: str) -> dict[str, str]:
+    """Parse ``NAME=VALUE,NAME2=VALUE2`` (CloudFormation's OptionalSecrets format)."""
+    mapping: dict[str, str] = {}
+    for raw_item in raw.split(","):
+        item = raw_item.strip()
+        if not item:
+            continue
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise ConfigurationError(
+                f"{what}: {item!r} is not NAME=VALUE; expected e.g. "
+                "DB_PASSWORD=arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf"
+            )
+        mapping[name.strip()] = value.strip()
+    return mapping
+
+
+class Settings(BaseSettings):
+    """The whole configuration of one executor process."""
+
+    model_config = SettingsConfigDict(populate_by_name=True, extra="ignore")
+
+    gms_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATAHUB_GMS_URL", "DATAHUB_BASE_URL")
+    )
+    gms_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATAHUB_GMS_TOKEN", "DATAHUB_ACCESS_TOKEN"),
+    )
+    queue_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("EXECUTOR_QUEUE_URL", "AWS_COMMAND_QUEUE_URL"),
+    )
+    worker_id: str = Field(default="remote", validation_alias="EXECUTOR_WORKER_ID")
+    max_concurrent_tasks: int = Field(
+        default=4, ge=1, le=64, validation_alias="EXECUTOR_MAX_CONCURRENT_TASKS"
+    )
+    secrets: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict, validation_alias="EXECUTOR_SECRETS"
+    )
+    report_interval_seconds: float = Field(
+        default=5.0, gt=0, validation_alias="EXECUTOR_REPORT_INTERVAL_SECONDS"
+    )
+    lease_seconds: int = Field(
+        default=300, ge=3, le=43200, validation_alias="EXECUTOR_LEASE_SECONDS"
+    )
+    foreign_visibility_seconds: int = Field(
+        default=30, ge=0, le=43200, validation_alias="EXECUTOR_FOREIGN_VISIBILITY_SECONDS"
+    )
+    work_dir: Path = Field(
+        default_factory=lambda: Path(tempfile.gettempdir()) / "remote-executor",
+        validation_alias="EXECUTOR_WORK_DIR",
+    )
+    datahub_command: str | None = Field(default=None, validation_alias="EXECUTOR_DATAHUB_COMMAND")
+    gms_retry_seconds: float = Field(
+        default=60.0, ge=0, validation_alias="EXECUTOR_GMS_RETRY_SECONDS"
+    )
+    report_max_chars: int = Field(
+        default=800_000, ge=10_000, validation_alias="EXECUTOR_REPORT_MAX_CHARS"
+    )
+    child_env_passthrough: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias="EXECUTOR_CHILD_ENV_PASSTHROUGH"
+    )
+    log_format: Literal["auto", "console", "json"] = Field(
+        default="auto", validation_alias="EXECUTOR_LOG_FORMAT"
+    )
+    log_level: str = Field(default="INFO", validation_alias="EXECUTOR_LOG_LEVEL")
+
+    @field_validator("secrets", mode="before")
+    @classmethod
+    def _parse_secrets(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_name_map(value, "EXECUTOR_SECRETS")
+        return value
+
+    @field_validator("child_env_passthrough", mode="before")
+    @classmethod
+    def _parse_names(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+    @field_validator("gms_url")
+    @classmethod
+    def _strip_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @property
+    def token(self) -> str | None:
+        """The GMS token in clear, for the HTTP client and the child's sink only."""
+        return self.gms_token.get_secret_value() if self.gms_token else None
+
+    def require_gms_url(self) -> str:
+        """The GMS URL, or a ConfigurationError that says how to set it."""
+        if not self.gms_url:
+            raise ConfigurationError(
+                "no GMS URL: set DATAHUB_GMS_URL (or --gms-url), "
+                "e.g. https://<company>.acryl.io/gms"
+            )
+        return self.gms_url
+
+    def require_queue_url(self) -> str:
+        """The queue URL, or a ConfigurationError that says how to set it."""
+        if not self.queue_url:
+            raise ConfigurationError(
+                "no queue URL: set EXECUTOR_QUEUE_URL (or --queue-url), "
+                "e.g. https://sqs.eu-west-1.amazonaws.com/123456789012/datahub-executor"
+            )
+        return self.queue_url
+
+    def child_environment(self, environ: Mapping[str, str]) -> dict[str, str]:
+        """The part of the worker's environment that every ingestion subprocess inherits."""
+        names = (*CHILD_ENV_PASSTHROUGH, *self.child_env_passthrough)
+        inherited = {name: environ[name] for name in names if name in environ}
+        return {**CHILD_ENV_DEFAULTS, **inherited}

@@ -1,0 +1,228 @@
+"""One request, from recipe to result: the path shared by the worker and ``executor exec``.
+
+Order matters: the recipe is checked and every ``${NAME}`` resolved before the
+subprocess starts, so a bad recipe or a missing secret ends the task at once
+with a reason, and nothing runs half-configured.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from remote_executor import __version__
+from remote_executor.errors import RecipeError, RunnerError, SecretError
+from remote_executor.models import ExecutionRequest, Status, TaskKind, TaskResult
+from remote_executor.recipe import SERVER_ENV, TOKEN_ENV, PreparedRecipe, prepare_recipe
+from remote_executor.report import compose_report
+from remote_executor.runner import LogTail, ProcessRun, RunOutcome, RunSpec
+from remote_executor.secrets import Redactor, SecretResolver, find_references
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    """What every task of one executor shares."""
+
+    datahub_command: tuple[str, ...]
+    work_dir: Path
+    base_env: dict[str, str]
+    secrets: SecretResolver
+    redactor: Redactor
+    gms_url: str | None
+    token: str | None
+    # Used when the recipe has no sink and there is no GMS (``executor exec``): a file
+    # in the task directory, so the user sees what would have been ingested.
+    file_sink_when_no_gms: bool = False
+    report_max_chars: int = 800_000
+    worker_id: str = "local"
+    kill_grace_seconds: float = 10.0
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Task:
+    """Runs one request; ``run`` returns its result, ``stop`` ends it early."""
+
+    def __init__(self, request: ExecutionRequest, ctx: TaskContext) -> None:
+        self.request = request
+        self._ctx = ctx
+        safe_id = "".join(c if c.isalnum() or c in "-_." else "_" for c in request.request_id)
+        self.dir = ctx.work_dir / safe_id
+        self.log_path = self.dir / "ingestion.log"
+        self.report_path = self.dir / "report.json"
+        self.tail = LogTail(ctx.report_max_chars)
+        self.start_ms = _now_ms()
+        self._notes: list[str] = []
+        self._lock = threading.Lock()
+        self._process: ProcessRun | None = None
+        self._stop_reason: str | None = None
+
+    def run(self) -> TaskResult:
+        """Prepare, resolve, run, and say how it ended."""
+        self._reset_dir()
+        try:
+            prepared = prepare_recipe(self.request, self._default_sink())
+            secrets = self._resolve_secrets()
+        except RecipeError as exc:
+            return self._failure(f"Bad recipe: {exc}")
+        except SecretError as exc:
+            return self._failure(f"Missing secret: {exc}. The subprocess was not started.")
+        self._notes.extend(prepared.notes)
+        self._note_cli_version()
+        try:
+            outcome = self._execute(prepared, secrets)
+        except RunnerError as exc:
+            return self._failure(
+                f"{exc}. Install acryl-datahub in the worker's environment or set "
+                "EXECUTOR_DATAHUB_COMMAND."
+            )
+        return self._result(outcome)
+
+    def stop(self, reason: str) -> None:
+        """Stop the subprocess if it runs; a task not yet started will not start."""
+        with self._lock:
+            self._stop_reason = reason
+            process = self._process
+        if process is not None:
+            process.stop(reason, self._ctx.kill_grace_seconds)
+
+    @property
+    def stopped_because(self) -> str | None:
+        """Why ``stop`` was called, if it was."""
+        with self._lock:
+            return self._stop_reason
+
+    def progress(self) -> TaskResult:
+        """A RUNNING result with the log so far, for the periodic update."""
+        return self._compose(Status.RUNNING, ["Running."], structured=None)
+
+    @property
+    def metadata_path(self) -> Path:
+        """Where the file sink of ``executor exec`` writes the metadata."""
+        return self.dir / "metadata.json"
+
+    def _default_sink(self) -> dict[str, Any] | None:
+        if self._ctx.gms_url:
+            config: dict[str, Any] = {"server": self._ctx.gms_url}
+            if self._ctx.token:
+                config["token"] = f"${{{TOKEN_ENV}}}"
+            return {"type": "datahub-rest", "config": config}
+        if self._ctx.file_sink_when_no_gms:
+            return {"type": "file", "config": {"filename": str(self.metadata_path)}}
+        return None
+
+    def _reset_dir(self) -> None:
+        # A redelivered request starts clean: an old log would mislead.
+        shutil.rmtree(self.dir, ignore_errors=True)
+        (self.dir / "tmp").mkdir(parents=True)
+        self.log_path.touch()
+
+    def _resolve_secrets(self) -> dict[str, str]:
+        required, optional = find_references(self.request.recipe)
+        provided = {*self.request.extra_env_vars, *self._ctx.base_env, TOKEN_ENV, SERVER_ENV}
+        values = self._ctx.secrets.resolve(required - provided)
+        values.update(self._ctx.secrets.resolve_available(optional - provided))
+        self._ctx.redactor.add(*values.values())
+        return values
+
+    def _note_cli_version(self) -> None:
+        version = self.request.cli_version
+        if version and version.lower() not in ("native", "default"):
+            self._notes.append(
+                f"The request asked for CLI version {version}; this executor runs the "
+                "datahub CLI installed beside it."
+            )
+        if self.request.extra_pip_requirements:
+            self._notes.append(
+                "extra_pip_requirements were not installed: this executor does not install "
+                "packages at run time; add them to the image."
+            )
+
+    def _environment(self, secrets: dict[str, str]) -> dict[str, str]:
+        env = {
+            **self._ctx.base_env,
+            "TMPDIR": str(self.dir / "tmp"),
+            "PYTHONUNBUFFERED": "1",
+            "DATAHUB_ENABLE_SECRET_MASKING": "true",
+        }
+        if self._ctx.gms_url:
+            env[SERVER_ENV] = self._ctx.gms_url
+        if self._ctx.token:
+            env[TOKEN_ENV] = self._ctx.token
+        return {**env, **self.request.extra_env_vars, **secrets}
+
+    def _argv(self, recipe_path: Path) -> list[str]:
+        argv = list(self._ctx.datahub_command)
+        if self.request.debug_mode:
+            argv.append("--debug")
+        # --report-to <file> alone keeps the CLI's default datahub reporter off; adding
+        # --no-default-report would also drop the file report (CLI 1.x sets report_to=None).
+        argv += ["ingest", "run", "-c", str(recipe_path), "--report-to", str(self.report_path)]
+        if self.request.task is TaskKind.TEST_CONNECTION:
+            argv.append("--test-source-connection")
+        return argv
+
+    def _execute(self, prepared: PreparedRecipe, secrets: dict[str, str]) -> RunOutcome:
+        recipe_path = self.dir / "recipe.yml"
+        recipe_path.write_text(prepared.text, encoding="utf-8")
+        spec = RunSpec(self._argv(recipe_path), self._environment(secrets), self.dir, self.log_path)
+        with self._lock:
+            if self._stop_reason is not None:
+                return RunOutcome(None, None, 0.0, self._stop_reason)
+            self._process = ProcessRun(spec, self._ctx.redactor, self.tail)
+        return self._process.wait()
+
+    def _structured_report(self) -> str | None:
+        try:
+            raw = self.report_path.read_text(encoding="utf-8")
+            json.loads(raw)
+        except (OSError, ValueError):
+            return None
+        redacted = self._ctx.redactor.redact(raw)
+        self.report_path.write_text(redacted, encoding="utf-8")
+        return redacted
+
+    def _result(self, outcome: RunOutcome) -> TaskResult:
+        status = Status.SUCCESS if outcome.succeeded else Status.FAILURE
+        if outcome.exit_code is None and outcome.signal_number is None:
+            return self._failure(f"Not started: {outcome.stopped_because}.")
+        structured = self._structured_report()
+        lines = [f"{'Succeeded' if outcome.succeeded else 'Failed'}: {outcome.describe()}."]
+        if structured is None:
+            lines.append("The CLI wrote no structured report.")
+        return self._compose(status, lines, structured, duration=True)
+
+    def _failure(self, reason: str) -> TaskResult:
+        return self._compose(Status.FAILURE, [f"Failed: {reason}"], None, duration=True)
+
+    def _compose(
+        self, status: Status, lines: list[str], structured: str | None, duration: bool = False
+    ) -> TaskResult:
+        header = [
+            f"~~~~ {self.request.task.value} on remote-executor {__version__}, "
+            f"worker {self._ctx.worker_id} ~~~~",
+            *lines,
+            *self._notes,
+            f"Full log on the worker: {self.log_path}",
+        ]
+        composed = compose_report(
+            [self._ctx.redactor.redact(line) for line in header],
+            self.tail.text(),
+            structured,
+            self._ctx.report_max_chars,
+        )
+        return TaskResult(
+            status=status,
+            report=composed.report,
+            structured_report=composed.structured_report,
+            start_time_ms=self.start_ms,
+            duration_ms=_now_ms() - self.start_ms if duration else None,
+            task=self.request.task,
+        )

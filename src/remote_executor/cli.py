@@ -59,7 +59,7 @@ def task_context(settings: Settings, redactor: Redactor, gms_url: str | None) ->
         datahub_command=datahub_command(settings),
         work_dir=settings.work_dir,
         base_env=settings.child_environment(os.environ),
-        secrets=AwsSecretResolver(settings.secrets),
+        secrets=AwsSecretResolver(settings.secrets, region=settings.aws_region),
         redactor=redactor,
         gms_url=gms_url,
         token=settings.token,
@@ -125,7 +125,7 @@ def run(
     redactor = _redactor_and_logs(settings)
     try:
         gms = GmsClient(settings.require_gms_url(), settings.token, settings.gms_retry_seconds)
-        queue = SqsQueue.create(settings.require_queue_url())
+        queue = SqsQueue.create(settings.require_queue_url(), settings.aws_region)
         gms.server_config()
     except (ConfigurationError, NotGmsError) as exc:
         raise click.ClickException(str(exc)) from exc
@@ -195,7 +195,7 @@ def submit(
         extra_env_vars=_env_pairs(env_pairs),
     )
     try:
-        SqsQueue.create(settings.require_queue_url()).send(body)
+        SqsQueue.create(settings.require_queue_url(), settings.aws_region).send(body)
     except ExecutorError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"{URN_PREFIX}{request_id}")
@@ -245,13 +245,15 @@ def check() -> None:
     redactor = _redactor_and_logs(settings)
     gms = GmsClient(settings.gms_url, settings.token, retry_seconds=5) if settings.gms_url else None
     try:
-        queue = SqsQueue.create(settings.queue_url) if settings.queue_url else None
+        queue = (
+            SqsQueue.create(settings.queue_url, settings.aws_region) if settings.queue_url else None
+        )
     except ExecutorError as exc:
         raise click.ClickException(str(exc)) from exc
     results = [
         *check_gms(gms, bool(settings.token)),
         *check_queue(queue),
-        *check_secrets(AwsSecretResolver(settings.secrets)),
+        *check_secrets(AwsSecretResolver(settings.secrets, region=settings.aws_region)),
         *check_cli(datahub_command(settings)),
     ]
     for result in results:

@@ -4,7 +4,8 @@
 passed down. Legacy names of DataHub's own executor are accepted so existing
 deployments keep working (``DATAHUB_BASE_URL``, ``DATAHUB_ACCESS_TOKEN``,
 ``AWS_COMMAND_QUEUE_URL``). boto3 reads its own variables (``AWS_REGION``,
-``AWS_ENDPOINT_URL``, the credential chain); they are not repeated here.
+``AWS_ENDPOINT_URL``, the credential chain); they are not repeated here, except
+the region, which boto3 reads only as ``AWS_DEFAULT_REGION``.
 """
 
 from __future__ import annotations
@@ -87,6 +88,10 @@ class Settings(BaseSettings):
     queue_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("EXECUTOR_QUEUE_URL", "AWS_COMMAND_QUEUE_URL"),
+    )
+    # boto3 itself reads only AWS_DEFAULT_REGION; ECS and most docs set AWS_REGION.
+    aws_region: str | None = Field(
+        default=None, validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
     )
     worker_id: str = Field(default="remote", validation_alias="EXECUTOR_WORKER_ID")
     max_concurrent_tasks: int = Field(

@@ -49,9 +49,9 @@ class SqsQueue:
         self._client = client
 
     @classmethod
-    def create(cls, queue_url: str) -> SqsQueue:
+    def create(cls, queue_url: str, region: str | None = None) -> SqsQueue:
         """A queue with a client from boto3's configuration; region from the URL if unset."""
-        region = boto3.session.Session().region_name or region_from_url(queue_url)
+        region = region or boto3.session.Session().region_name or region_from_url(queue_url)
         try:
             client = boto3.client("sqs", region_name=region, config=AWS_RETRY_CONFIG)
         except BotoCoreError as exc:

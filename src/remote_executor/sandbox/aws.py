@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, cast
 
 import boto3
@@ -26,6 +27,8 @@ class AwsSandbox:
 
     def start(self) -> AwsSandbox:
         """Serve in a daemon thread."""
+        # werkzeug logs every request of moto's server; the demo's output drowns in them.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"

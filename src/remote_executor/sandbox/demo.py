@@ -9,8 +9,10 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from remote_executor.messages import build_message
 from remote_executor.models import request_urn
@@ -91,12 +93,23 @@ def _submit(box: Sandbox, recipes: Path, db_path: Path) -> dict[str, str]:
     return submitted
 
 
-def _print_outcomes(box: Sandbox, submitted: dict[str, str], work_dir: Path) -> bool:
+def _wait(box: Sandbox, urn: str, worker: subprocess.Popen[bytes]) -> dict[str, Any] | None:
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        result = box.gms.wait_for_status(urn, TERMINAL, timeout_seconds=1)
+        if result is not None or worker.poll() is not None:
+            return result
+    return None
+
+
+def _print_outcomes(
+    box: Sandbox, submitted: dict[str, str], work_dir: Path, worker: subprocess.Popen[bytes]
+) -> bool:
     all_ok = True
     print()
     for name, urn in submitted.items():
-        result = box.gms.wait_for_status(urn, TERMINAL, timeout_seconds=240)
-        status = result["status"] if result else "NO RESULT (timed out)"
+        result = _wait(box, urn, worker)
+        status = result["status"] if result else "NO RESULT (see the worker log)"
         all_ok = all_ok and status == "SUCCESS"
         report_file = work_dir / f"{urn.rsplit(':', 1)[1]}.report.txt"
         report_file.write_text(result.get("report", "") if result else "", encoding="utf-8")
@@ -119,7 +132,7 @@ def run_demo(work_dir: Path, recipes: Path = Path("examples/recipes")) -> int:
         arn = box.aws.put_secret(DEMO_SECRET_NAME, f"sqlite:///{db_path}")
         worker = _start_worker(box, work_dir, arn)
         try:
-            ok = _print_outcomes(box, _submit(box, recipes, db_path), work_dir)
+            ok = _print_outcomes(box, _submit(box, recipes, db_path), work_dir, worker)
         finally:
             worker.send_signal(signal.SIGTERM)
             try:

@@ -7,9 +7,11 @@ depend on, so that code passing against it sends what a real GMS accepts.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hmac
 import json
+import socket
 import threading
 from collections.abc import Callable
 from email.message import Message
@@ -19,7 +21,6 @@ from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from remote_executor.sandbox.gms_schema import (
-    IMMUTABLE_STATUSES,
     RESULT_ASPECT,
     SERVER_CONFIG,
     UNAUTHORIZED,
@@ -30,10 +31,13 @@ from remote_executor.sandbox.gms_schema import (
     check_urn,
     error_body,
     openapi_answer,
+    parse_batch_get,
     parse_json,
     parse_openapi_entities,
     parse_restli,
+    parse_timeseries_query,
     qualified_name,
+    refusal,
 )
 
 _HTML = (
@@ -68,16 +72,18 @@ class GmsStandIn:
         self._server = _Server(("127.0.0.1", self._port), self)
         self._port = self._server.server_address[1]
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="gms-stand-in", daemon=True
+            target=self._server.serve_forever, args=(0.05,), name="gms-stand-in", daemon=True
         )
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Also cuts kept-alive connections, so that a stopped GMS looks down to pooled clients."""
         if self._server is None:
             return
         self._server.shutdown()
         self._server.server_close()
+        self._server.close_connections()
         if self._thread is not None:
             self._thread.join()
         self._server, self._thread = None, None
@@ -122,7 +128,10 @@ class GmsStandIn:
             return list(dict.fromkeys(urn for urn, _ in self._aspects if urn.startswith(prefix)))
 
     def put_aspect(self, urn: str, aspect_name: str, value: JsonDict) -> None:
-        """Seeds state as if it were already in GMS's database: validated, never refused."""
+        """Seeds state as if it were already in GMS's database: validated, but never refused.
+
+        A seeded result counts as accepted, so it also shows in results() and last_result().
+        """
         entity_type = urn.split(":")[2] if urn.count(":") >= 3 else ""
         proposal = Proposal(
             entity_type, check_urn(entity_type, urn), aspect_name, check_aspect(aspect_name, value)
@@ -193,16 +202,17 @@ class GmsStandIn:
             return self._get_aspect(unquote(route[len("/aspects/") :]), query)
         if request.method == "POST" and route == "/aspects":
             return self._post_aspects(request)
-        entity_type, _, action = route.removeprefix("/openapi/v3/entity/").partition("/")
-        if request.method == "POST" and route.startswith("/openapi/v3/entity/") and not action:
+        if request.method == "POST" and route.startswith("/openapi/v3/entity/"):
+            return self._post_openapi(request, route.removeprefix("/openapi/v3/entity/"))
+        return 404, error_body(404, f"not found: {request.path}")
+
+    def _post_openapi(self, request: _Request, entity_path: str) -> Answer:
+        entity_type, _, action = entity_path.partition("/")
+        if not action:
             return self._write(
                 lambda: parse_openapi_entities(entity_type, request.json()), openapi_answer
             )
-        if (
-            request.method == "POST"
-            and route.startswith("/openapi/v3/entity/")
-            and (action == "batchGet")
-        ):
+        if action == "batchGet":
             return self._batch_get(request)
         return 404, error_body(404, f"not found: {request.path}")
 
@@ -234,28 +244,22 @@ class GmsStandIn:
     def _timeseries_values(self, request: _Request) -> Answer:
         """Latest stored value only: enough for the CLI's stateful-ingestion checkpoint lookup."""
         try:
-            query = request.json()
-            if not isinstance(query, dict) or not isinstance(query.get("urn"), str):
-                raise PayloadError("getTimeseriesAspectValues: expected a JSON object with a urn")
+            urn, aspect_name, limit = parse_timeseries_query(request.json())
         except PayloadError as exc:
             return self._reject(str(exc))
-        value = self.aspect(query["urn"], str(query.get("aspect")))
+        value = self.aspect(urn, aspect_name)
         aspect = {"value": json.dumps(value), "contentType": _JSON_TYPE}
         found = [] if value is None else [{"aspect": aspect}]
-        return 200, {"value": {"limit": query.get("limit"), "values": found}}
+        return 200, {"value": {"limit": limit, "values": found}}
 
     def _batch_get(self, request: _Request) -> Answer:
         """The CLI's SQL parser looks up schemaMetadata of tables a view reads this way."""
         try:
-            wanted = request.json()
-            if not isinstance(wanted, list) or not all(
-                isinstance(item, dict) and isinstance(item.get("urn"), str) for item in wanted
-            ):
-                raise PayloadError("batchGet: expected a JSON list of {urn, <aspect>: {}}")
+            wanted = parse_batch_get(request.json())
         except PayloadError as exc:
             return self._reject(str(exc))
         with self._lock:
-            found = [self._entity(item["urn"], set(item) - {"urn"}) for item in wanted]
+            found = [self._entity(urn, aspect_names) for urn, aspect_names in wanted]
         return 200, [entity for entity in found if len(entity) > 1]
 
     def _entity(self, urn: str, aspect_names: set[str]) -> JsonDict:
@@ -289,17 +293,12 @@ class GmsStandIn:
         return 200, answer(proposals)
 
     def _refusal(self, proposals: list[Proposal]) -> str | None:
-        """GMS's ExecutionRequestResultValidator: a finished request's result is immutable."""
+        """Caller holds the lock."""
         for proposal in proposals:
             previous = self._aspects.get((proposal.urn, proposal.aspect_name))
-            if proposal.aspect_name != RESULT_ASPECT or previous is None:
-                continue
-            if previous.get("status") in IMMUTABLE_STATUSES:
-                return (
-                    f"Invalid update to immutable state for aspect {RESULT_ASPECT}. Execution urn:"
-                    f" {proposal.urn} previous status: {previous['status']}. Denied status update:"
-                    f" {proposal.value.get('status')}"
-                )
+            reason = refusal(previous, proposal)
+            if reason is not None:
+                return reason
         return None
 
 
@@ -330,6 +329,25 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], stand_in: GmsStandIn) -> None:
         super().__init__(address, _Handler)
         self.stand_in = stand_in
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
 
 class _Handler(BaseHTTPRequestHandler):

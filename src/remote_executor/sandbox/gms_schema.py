@@ -46,8 +46,9 @@ KNOWN_STATUSES = frozenset(
 # GMS's ExecutionRequestResultValidator refuses any update once a result reaches one of these.
 IMMUTABLE_STATUSES = frozenset({"SUCCESS", "CANCELLED", "ABORTED", "DUPLICATE"})
 
-# Full writes only: PATCH needs server-side merge logic that the stand-in does not imitate.
-_WRITE_CHANGE_TYPES = frozenset({"UPSERT", "CREATE", "CREATE_ENTITY"})
+# UPSERT only: PATCH needs server-side merge logic and CREATE existence checks that the stand-in
+# does not imitate, and a write it cannot imitate faithfully must fail loudly.
+_WRITE_CHANGE_TYPES = frozenset({"UPSERT"})
 _OPENAPI_ASPECT_KEYS = frozenset({"value", "systemMetadata", "headers"})
 
 
@@ -123,7 +124,9 @@ def parse_proposal(proposal: object) -> Proposal:
     """Validates a Rest.li ingestProposal envelope and the aspect it carries."""
     envelope = check_record(MetadataChangeProposalClass, proposal, "proposal")
     if envelope.get("changeType") not in _WRITE_CHANGE_TYPES:
-        raise PayloadError(f"proposal: unsupported changeType {envelope.get('changeType')!r}")
+        raise PayloadError(
+            f"proposal: changeType {envelope.get('changeType')!r} is not supported by the stand-in"
+        )
     entity_type = envelope["entityType"]
     urn = check_urn(entity_type, envelope.get("entityUrn"))
     aspect_name = envelope.get("aspectName")
@@ -184,6 +187,35 @@ def parse_openapi_entities(entity_type: str, body: object) -> list[Proposal]:
                 value = _openapi_aspect_value(aspect_name, wrapper)
                 proposals.append(Proposal(entity_type, urn, aspect_name, value))
     return proposals
+
+
+def parse_batch_get(body: object) -> list[tuple[str, set[str]]]:
+    """OpenAPI v3 batchGet: [{"urn": ..., "<aspect>": {}}], no aspect meaning all of them."""
+    if not isinstance(body, list) or not all(
+        isinstance(item, dict) and isinstance(item.get("urn"), str) for item in body
+    ):
+        raise PayloadError("batchGet: expected a JSON list of {urn, <aspect>: {}}")
+    return [(item["urn"], set(item) - {"urn"}) for item in body]
+
+
+def parse_timeseries_query(body: object) -> tuple[str, str, object]:
+    """getTimeseriesAspectValues: the urn, aspect and limit; filters are not imitated."""
+    if not isinstance(body, dict) or not isinstance(body.get("urn"), str):
+        raise PayloadError("getTimeseriesAspectValues: expected a JSON object with a urn")
+    return body["urn"], str(body.get("aspect")), body.get("limit")
+
+
+def refusal(previous: JsonDict | None, proposal: Proposal) -> str | None:
+    """GMS's ExecutionRequestResultValidator: a finished request's result is immutable."""
+    if proposal.aspect_name != RESULT_ASPECT or previous is None:
+        return None
+    if previous.get("status") not in IMMUTABLE_STATUSES:
+        return None
+    return (
+        f"Invalid update to immutable state for aspect {RESULT_ASPECT}. Execution urn:"
+        f" {proposal.urn} previous status: {previous['status']}. Denied status update:"
+        f" {proposal.value.get('status')}"
+    )
 
 
 def _openapi_aspect_value(aspect_name: str, wrapper: object) -> JsonDict:

@@ -38,15 +38,23 @@ def _region_of(mapping: dict[str, str]) -> str | None:
 class AwsSecretResolver:
     """Resolves configured names from AWS Secrets Manager."""
 
-    def __init__(self, mapping: dict[str, str], client: SecretsManagerClient | None = None) -> None:
+    def __init__(
+        self,
+        mapping: dict[str, str],
+        client: SecretsManagerClient | None = None,
+        region: str | None = None,
+    ) -> None:
         self._mapping = dict(mapping)
         self._client = client
+        self._region = region
 
     @property
     def client(self) -> SecretsManagerClient:
         """boto3's client from its own configuration, made on first use: no mapping, no AWS."""
         if self._client is None:
-            region = boto3.session.Session().region_name or _region_of(self._mapping)
+            region = (
+                self._region or boto3.session.Session().region_name or _region_of(self._mapping)
+            )
             try:
                 self._client = boto3.client(
                     "secretsmanager", region_name=region, config=AWS_RETRY_CONFIG

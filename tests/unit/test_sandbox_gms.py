@@ -1,0 +1,338 @@
+"""The GMS stand-in, exercised over real HTTP on loopback."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import requests
+from datahub.emitter.mcp import MetadataChangeProposalWrapper
+from datahub.emitter.serialization_helper import pre_json_transform
+from datahub.ingestion.graph.client import DatahubClientConfig, DataHubGraph
+from datahub.metadata.schema_classes import (
+    ExecutionRequestResultClass,
+    ExecutionRequestSignalClass,
+    StatusClass,
+    SubTypesClass,
+)
+from datahub.utilities.server_config_util import RestServiceConfig
+
+from remote_executor.sandbox.gms import GmsStandIn
+from remote_executor.sandbox.gms_schema import PayloadError
+
+TOKEN = "s3cr3t-token"
+URN = "urn:li:dataHubExecutionRequest:req-1"
+DATASET = "urn:li:dataset:(urn:li:dataPlatform:sqlite,main.orders,PROD)"
+RESTLI = {"Content-Type": "application/json", "X-RestLi-Protocol-Version": "2.0.0"}
+RESULT = "dataHubExecutionRequestResult"
+RUNNING = '{"status": "RUNNING"}'
+NESTED_EXTRA = (
+    '{"status": "RUNNING", "structuredReport": {"type": "CLI_INGEST", "serializedValue": "{}",'
+    ' "contentType": "application/json", "extra": true}}'
+)
+
+
+@pytest.fixture
+def gms() -> Iterator[GmsStandIn]:
+    with GmsStandIn(token=TOKEN) as stand_in:
+        yield stand_in
+
+
+@pytest.fixture
+def http() -> Iterator[requests.Session]:
+    with requests.Session() as session:
+        session.headers.update({**RESTLI, "Authorization": f"Bearer {TOKEN}"})
+        yield session
+
+
+def proposal(urn: str, aspect: Any) -> dict[str, Any]:
+    """A proposal exactly as the datahub emitter puts it on the wire."""
+    wire: dict[str, Any] = pre_json_transform(
+        MetadataChangeProposalWrapper(entityUrn=urn, aspect=aspect).to_obj()
+    )
+    return wire
+
+
+def raw_proposal(aspect_name: str, value: str, urn: str = URN) -> dict[str, Any]:
+    entity_type = urn.split(":")[2]
+    return {
+        "entityType": entity_type,
+        "entityUrn": urn,
+        "changeType": "UPSERT",
+        "aspectName": aspect_name,
+        "aspect": {"contentType": "application/json", "value": value},
+    }
+
+
+def ingest(http: requests.Session, gms: GmsStandIn, body: Any) -> requests.Response:
+    return http.post(f"{gms.url}/aspects?action=ingestProposal", data=json.dumps(body))
+
+
+def result(status: str, **fields: Any) -> dict[str, Any]:
+    return {"proposal": proposal(URN, ExecutionRequestResultClass(status=status, **fields))}
+
+
+def test_config_satisfies_the_datahub_cli(gms: GmsStandIn) -> None:
+    response = requests.get(f"{gms.url}/config", timeout=5)  # no token: /config is public
+    assert response.status_code == 200
+    config = response.json()
+    assert config["noCode"] == "true"
+    server = RestServiceConfig(raw_config=config)
+    assert server.service_version == "v1.2.0"
+    assert server.server_type == "dev"
+    assert not server.is_datahub_cloud
+
+
+def test_paths_outside_gms_answer_like_the_web_app(gms: GmsStandIn) -> None:
+    for path in ("/", "/ingestion", "/gmsx", "/api/graphql"):
+        response = requests.get(f"{gms.root_url}{path}", timeout=5)
+        assert response.status_code == 200
+        assert response.headers["Content-Type"].startswith("text/html")
+        assert "<html" in response.text
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer wrong", TOKEN, f"Basic {TOKEN}"])
+def test_wrong_or_missing_token_is_401(gms: GmsStandIn, authorization: str | None) -> None:
+    headers = dict(RESTLI)
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    body = json.dumps(result("RUNNING"))
+    response = requests.post(
+        f"{gms.url}/aspects?action=ingestProposal", data=body, headers=headers, timeout=5
+    )
+    assert response.status_code == 401
+    assert response.json()["message"] == "Unauthorized to perform this action."
+    assert gms.last_result(URN) is None
+    assert requests.get(f"{gms.url}/aspects/x", headers=headers, timeout=5).status_code == 401
+
+
+def test_right_token_is_accepted(gms: GmsStandIn, http: requests.Session) -> None:
+    response = ingest(http, gms, result("RUNNING"))
+    assert response.status_code == 200
+    assert response.json() == {"value": URN}
+
+
+def test_accepted_result_is_readable_with_its_qualified_name(
+    gms: GmsStandIn, http: requests.Session
+) -> None:
+    assert ingest(http, gms, result("RUNNING", startTimeMs=1)).status_code == 200
+    assert ingest(http, gms, result("FAILURE", startTimeMs=1, durationMs=7)).status_code == 200
+
+    response = http.get(
+        f"{gms.url}/aspects/{quote(URN, safe='')}?aspect=dataHubExecutionRequestResult&version=0"
+    )
+    assert response.status_code == 200
+    stored = response.json()["aspect"]["com.linkedin.execution.ExecutionRequestResult"]
+    assert stored == {"status": "FAILURE", "startTimeMs": 1, "durationMs": 7}
+    assert [r["status"] for r in gms.results(URN)] == ["RUNNING", "FAILURE"]
+    assert gms.last_result(URN) == stored
+    assert gms.aspect(URN, "dataHubExecutionRequestResult") == stored
+    assert gms.rejected == []
+    assert any(b'"RUNNING' in body for body in gms.raw_bodies)
+
+
+def test_the_datahub_client_reads_back_what_it_wrote(gms: GmsStandIn) -> None:
+    graph = DataHubGraph(DatahubClientConfig(server=gms.url, token=TOKEN))
+    graph.emit_mcp(
+        MetadataChangeProposalWrapper(
+            entityUrn=URN, aspect=ExecutionRequestResultClass(status="RUNNING", startTimeMs=3)
+        )
+    )
+    got = graph.get_aspect(URN, ExecutionRequestResultClass)
+    assert got is not None and got.status == "RUNNING" and got.startTimeMs == 3
+    assert graph.get_aspect(URN, ExecutionRequestSignalClass) is None
+
+
+def bad(value: str, aspect_name: str = RESULT, **envelope: Any) -> dict[str, Any]:
+    """A hand-made proposal, for payloads the datahub classes would refuse to build."""
+    return {**raw_proposal(aspect_name, value), **envelope}
+
+
+@pytest.mark.parametrize(
+    ("wire", "reason"),
+    [
+        pytest.param(bad('{"status": "DONE"}'), "unknown status 'DONE'", id="status"),
+        pytest.param(bad('{"status": "RUNNING", "x": 1}'), "field(s) x", id="field"),
+        pytest.param(bad(NESTED_EXTRA), "structuredReport.extra", id="nested-field"),
+        pytest.param(bad("not json"), "not JSON", id="not-json"),
+        pytest.param(bad('{"report": "x"}'), "required field: status", id="missing"),
+        pytest.param(bad('{"status": 5}'), "does not conform", id="wrong-type"),
+        pytest.param(bad("{}", "noSuchAspect"), "unknown aspect", id="unknown-aspect"),
+        pytest.param(bad(RUNNING, entityUrn=DATASET), "is not a urn of", id="urn"),
+        pytest.param(bad(RUNNING, surprise=1), "field(s) surprise", id="envelope"),
+        pytest.param(bad(RUNNING, changeType="PATCH"), "'PATCH'", id="patch"),
+    ],
+)
+def test_invalid_payloads_are_400_and_rejected(
+    gms: GmsStandIn, http: requests.Session, wire: dict[str, Any], reason: str
+) -> None:
+    response = ingest(http, gms, {"proposal": wire})
+    assert response.status_code == 400
+    assert reason in response.json()["message"]
+    assert len(gms.rejected) == 1 and reason in gms.rejected[0]
+    assert gms.last_result(URN) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({**result("RUNNING"), "async": True}, '"async" must be the string'),
+        ({**result("RUNNING"), "extra": 1}, "unrecognized parameter(s) extra"),
+        ({"proposals": []}, "with 'proposal'"),
+        ([], "with 'proposal'"),
+    ],
+)
+def test_invalid_request_bodies_are_400(
+    gms: GmsStandIn, http: requests.Session, body: Any, reason: str
+) -> None:
+    response = ingest(http, gms, body)
+    assert response.status_code == 400
+    assert reason in response.json()["message"]
+    assert gms.rejected == [response.json()["message"]]
+
+
+def test_restli_headers_are_required(gms: GmsStandIn, http: requests.Session) -> None:
+    for missing in ("X-RestLi-Protocol-Version", "Content-Type"):
+        headers = {name: value for name, value in http.headers.items() if name != missing}
+        response = requests.post(
+            f"{gms.url}/aspects?action=ingestProposal",
+            data=json.dumps(result("RUNNING")),
+            headers=headers,
+            timeout=5,
+        )
+        assert response.status_code == 400, missing
+    assert len(gms.rejected) == 2
+
+
+def test_a_finished_result_is_immutable(gms: GmsStandIn, http: requests.Session) -> None:
+    assert ingest(http, gms, result("RUNNING")).status_code == 200
+    assert ingest(http, gms, result("SUCCESS")).status_code == 200
+
+    response = ingest(http, gms, result("FAILURE"))
+
+    assert response.status_code == 422
+    assert "previous status: SUCCESS" in response.json()["message"]
+    assert gms.rejected == []
+    assert len(gms.refused) == 1
+    assert gms.last_result(URN) == {"status": "SUCCESS"}
+
+
+def test_batch_endpoint_stores_all_or_nothing(gms: GmsStandIn, http: requests.Session) -> None:
+    url = f"{gms.url}/aspects?action=ingestProposalBatch"
+    good = [proposal(DATASET, StatusClass(removed=False)), result("RUNNING")["proposal"]]
+    invalid = [proposal(DATASET, SubTypesClass(typeNames=["Table"])), result("NOPE")["proposal"]]
+
+    response = http.post(url, data=json.dumps({"proposals": good, "async": "true"}))
+    assert response.status_code == 200
+    assert response.json() == {"value": [DATASET, URN]}
+
+    response = http.post(url, data=json.dumps({"proposals": invalid, "async": "true"}))
+    assert response.status_code == 400
+    assert gms.aspect(DATASET, "subTypes") is None
+    assert gms.aspect(DATASET, "status") == {"removed": False}
+    assert gms.urns("dataset") == [DATASET]
+    assert [r["status"] for r in gms.results(URN)] == ["RUNNING"]
+
+
+def test_openapi_endpoint(gms: GmsStandIn, http: requests.Session) -> None:
+    url = f"{gms.url}/openapi/v3/entity/dataset?async=false&systemMetadata=false"
+    body = [
+        {
+            "urn": DATASET,
+            "status": {"value": {"removed": False}, "systemMetadata": None, "headers": {}},
+            "subTypes": {"value": {"typeNames": ["Table"]}, "systemMetadata": {"runId": "r1"}},
+        }
+    ]
+    response = http.post(url, data=json.dumps(body))
+    assert response.status_code == 200
+    assert response.json() == [
+        {
+            "urn": DATASET,
+            "status": {"value": {"removed": False}},
+            "subTypes": {"value": {"typeNames": ["Table"]}},
+        }
+    ]
+    assert gms.aspect(DATASET, "subTypes") == {"typeNames": ["Table"]}
+
+    body[0]["status"] = {"value": {"removed": "no"}}
+    assert http.post(url, data=json.dumps(body)).status_code == 400
+    assert http.post(url.replace("dataset", "chart"), data=json.dumps([])).status_code == 400
+    assert len(gms.rejected) == 2
+
+
+def test_openapi_batch_get(gms: GmsStandIn, http: requests.Session) -> None:
+    gms.put_aspect(DATASET, "subTypes", {"typeNames": ["View"]})
+    url = f"{gms.url}/openapi/v3/entity/dataset/batchGet"
+    wanted = [{"urn": DATASET, "subTypes": {}}, {"urn": DATASET.replace("orders", "x")}]
+    response = http.post(url, data=json.dumps(wanted))
+    assert response.status_code == 200
+    assert response.json() == [{"urn": DATASET, "subTypes": {"value": {"typeNames": ["View"]}}}]
+
+
+def test_timeseries_lookup_returns_the_latest_value(
+    gms: GmsStandIn, http: requests.Session
+) -> None:
+    url = f"{gms.url}/aspects?action=getTimeseriesAspectValues"
+    query = {"urn": DATASET, "entity": "dataset", "aspect": "status", "limit": 1}
+    assert http.post(url, data=json.dumps(query)).json()["value"]["values"] == []
+    gms.put_aspect(DATASET, "status", {"removed": True})
+    values = http.post(url, data=json.dumps(query)).json()["value"]["values"]
+    assert [json.loads(value["aspect"]["value"]) for value in values] == [{"removed": True}]
+
+
+def test_unknown_aspect_and_unknown_path_are_404(gms: GmsStandIn, http: requests.Session) -> None:
+    missing = http.get(
+        f"{gms.url}/aspects/{quote(URN, safe='')}?aspect=dataHubExecutionRequestSignal"
+    )
+    assert missing.status_code == 404
+    assert "message" in missing.json()
+
+    unknown = http.get(f"{gms.url}/entitiesV2/whatever")
+    assert unknown.status_code == 404
+    assert unknown.json()["message"] == "not found: /gms/entitiesV2/whatever"
+    assert http.post(f"{gms.url}/aspects?action=delete", data="{}").status_code == 404
+    assert gms.rejected == []
+
+
+def test_put_aspect_seeds_validated_state(gms: GmsStandIn, http: requests.Session) -> None:
+    signal = {"signal": "KILL", "createdAt": {"time": 1, "actor": "urn:li:corpuser:datahub"}}
+    gms.put_aspect(URN, "dataHubExecutionRequestSignal", signal)
+    response = http.get(
+        f"{gms.url}/aspects/{quote(URN, safe='')}?aspect=dataHubExecutionRequestSignal&version=0"
+    )
+    assert response.json()["aspect"] == {"com.linkedin.execution.ExecutionRequestSignal": signal}
+    with pytest.raises(PayloadError):
+        gms.put_aspect(URN, "dataHubExecutionRequestSignal", {**signal, "why": "x"})
+    with pytest.raises(PayloadError):
+        gms.put_aspect("urn:li:nothing:1", "status", {"removed": False})
+
+
+def test_wait_for_status(gms: GmsStandIn, http: requests.Session) -> None:
+    def finish_later() -> None:
+        time.sleep(0.2)
+        ingest(http, gms, result("RUNNING"))
+        ingest(http, gms, result("SUCCESS", durationMs=1))
+
+    writer = threading.Thread(target=finish_later)
+    writer.start()
+    done = gms.wait_for_status(URN, {"SUCCESS", "FAILURE"}, timeout_seconds=10)
+    writer.join()
+
+    assert done == {"status": "SUCCESS", "durationMs": 1}
+    assert gms.wait_for_status(URN, {"RUNNING"}, timeout_seconds=0.1) == {"status": "RUNNING"}
+    started = time.monotonic()
+    assert gms.wait_for_status(URN, {"TIMEOUT"}, timeout_seconds=0.2) is None
+    assert time.monotonic() - started < 2
+
+
+def test_stop_cuts_kept_alive_connections(http: requests.Session) -> None:
+    gms = GmsStandIn(token=TOKEN).start()
+    assert http.get(f"{gms.url}/config").status_code == 200  # the session now keeps it open
+    gms.stop()
+    with pytest.raises(requests.ConnectionError):
+        http.get(f"{gms.url}/config", timeout=5)

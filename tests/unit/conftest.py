@@ -1,0 +1,135 @@
+"""Shared fakes for the unit tests: the fake datahub CLI, task contexts, a moto endpoint."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from remote_executor.models import ExecutionRequest, TaskKind
+from remote_executor.queue import Lease, MemoryQueue
+from remote_executor.sandbox.aws import AwsSandbox
+from remote_executor.secrets import Redactor, StaticSecretResolver
+from remote_executor.task import TaskContext
+
+FAKE_DATAHUB = Path(__file__).parent / "fixtures" / "fake_datahub.py"
+FAKE_COMMAND = (sys.executable, str(FAKE_DATAHUB))
+# The fake CLI needs nothing from the worker's environment but a PATH.
+CHILD_BASE_ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+
+
+def _wait_for(condition: Callable[[], object], timeout_seconds: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return bool(condition())
+
+
+def _recipe_yaml(config: dict[str, Any] | None = None, **top: Any) -> str:
+    return yaml.safe_dump({"source": {"type": "fake", "config": config or {}}, **top})
+
+
+def _make_request(
+    config: dict[str, Any] | None = None,
+    request_id: str = "req-1",
+    *,
+    recipe: str | None = None,
+    **fields: Any,
+) -> ExecutionRequest:
+    values: dict[str, Any] = {"task": TaskKind.RUN_INGEST, "executor_id": "remote", **fields}
+    text = recipe if recipe is not None else _recipe_yaml(config)
+    return ExecutionRequest(request_id=request_id, recipe=text, **values)
+
+
+@pytest.fixture
+def wait_for() -> Callable[..., bool]:
+    """``wait_for(condition, timeout_seconds=20)``: poll until condition() is truthy.
+
+    False if it never was within the timeout, which is generous: it bounds a hang,
+    it does not measure speed.
+    """
+    return _wait_for
+
+
+@pytest.fixture
+def recipe_yaml() -> Callable[..., str]:
+    """``recipe_yaml(config, **top)``: a recipe whose source is the fake CLI's ``fake``."""
+    return _recipe_yaml
+
+
+@pytest.fixture
+def make_request() -> Callable[..., ExecutionRequest]:
+    """``make_request(config, request_id, recipe=..., **fields)``: a RUN_INGEST for ``remote``."""
+    return _make_request
+
+
+@pytest.fixture
+def fake_command() -> tuple[str, ...]:
+    """The argv prefix that runs the fake datahub CLI."""
+    return FAKE_COMMAND
+
+
+@pytest.fixture
+def make_context(tmp_path: Path) -> Callable[..., TaskContext]:
+    """A TaskContext running the fake CLI in tmp_path/work; keyword arguments override."""
+
+    def make(**overrides: Any) -> TaskContext:
+        values: dict[str, Any] = {
+            "datahub_command": FAKE_COMMAND,
+            "work_dir": tmp_path / "work",
+            "base_env": dict(CHILD_BASE_ENV),
+            "secrets": StaticSecretResolver({}),
+            "redactor": Redactor(),
+            "gms_url": None,
+            "token": None,
+            "worker_id": "test-worker",
+            "kill_grace_seconds": 5.0,
+        }
+        values.update(overrides)
+        return TaskContext(**values)
+
+    return make
+
+
+@pytest.fixture
+def markers(tmp_path: Path) -> Path:
+    """Where the fake CLI leaves its start markers."""
+    path = tmp_path / "markers"
+    path.mkdir()
+    return path
+
+
+class RecordingQueue(MemoryQueue):
+    """A MemoryQueue that remembers every release, with its delay."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.releases: list[tuple[str, int]] = []
+
+    def release(self, lease: Lease, delay_seconds: int = 0) -> None:
+        super().release(lease, delay_seconds)
+        self.releases.append((lease.message_id, delay_seconds))
+
+
+@pytest.fixture
+def recording_queue() -> RecordingQueue:
+    """An empty MemoryQueue that records releases."""
+    return RecordingQueue()
+
+
+@pytest.fixture(scope="module")
+def aws_box() -> Iterator[AwsSandbox]:
+    """moto's SQS and Secrets Manager on a free loopback port, once per module."""
+    box = AwsSandbox().start()
+    try:
+        yield box
+    finally:
+        box.stop()

@@ -18,6 +18,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from remote_executor.errors import RunnerError
 from remote_executor.secrets import Redactor
@@ -130,17 +131,33 @@ class ProcessRun:
             pass  # the child exited before reading; its exit code tells why
 
     def _read(self) -> None:
-        assert self._proc.stdout is not None
+        stdout = self._proc.stdout
+        assert stdout is not None
+        carry = ""
         with open(self._spec.log_path, "a", encoding="utf-8") as log:
-            for raw in iter(lambda: self._proc.stdout.readline(MAX_LINE_BYTES), b""):  # type: ignore[union-attr]
-                line = self._redactor.redact(raw.decode("utf-8", errors="replace"))
-                log.write(line)
-                log.flush()
-                self.tail.append(line)
+            for raw in iter(lambda: stdout.readline(MAX_LINE_BYTES), b""):
+                text = carry + raw.decode("utf-8", errors="replace")
+                # A line longer than the cap arrives in pieces: hold back its end so a
+                # secret split between two pieces is still masked whole.
+                cut = len(text) if text.endswith("\n") else self._redactor.safe_cut(text)
+                text, carry = text[:cut], text[cut:]
+                self._emit(log, text)
+            self._emit(log, carry)
+
+    def _emit(self, log: IO[str], text: str) -> None:
+        if not text:
+            return
+        line = self._redactor.redact(text)
+        log.write(line)
+        log.flush()
+        self.tail.append(line)
 
     def wait(self) -> RunOutcome:
         """Block until the child and its output are done."""
         code = self._proc.wait()
+        # The task is over when datahub exits: what it left behind in its session would
+        # hold the output pipe open and outlive the task.
+        self._signal_group(signal.SIGKILL)
         self._reader.join()
         duration = time.monotonic() - self._started
         if code < 0:
@@ -151,10 +168,20 @@ class ProcessRun:
         """SIGTERM to the whole process group, SIGKILL if it is still there after the grace."""
         self._stopped_because = reason
         self._signal_group(signal.SIGTERM)
-        try:
+        deadline = time.monotonic() + grace_seconds
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self._proc.wait(timeout=grace_seconds)
-        except subprocess.TimeoutExpired:
-            self._signal_group(signal.SIGKILL)
+        # The child may be gone while its children ignore SIGTERM: the grace is for the group.
+        while self._group_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self._signal_group(signal.SIGKILL)
+
+    def _group_alive(self) -> bool:
+        try:
+            os.killpg(self._proc.pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
 
     def _signal_group(self, signum: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError):  # already gone

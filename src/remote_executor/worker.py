@@ -228,9 +228,13 @@ class Worker:
         try:
             self._reporter.report(exc.urn, result)
         except GmsError as report_exc:
+            # Keep the message: deleting it would lose the only trace of the failure in GMS.
             log.error(
-                "could not report the bad message", request_urn=exc.urn, error=str(report_exc)
+                "could not report the bad message; kept for a retry",
+                request_urn=exc.urn,
+                error=str(report_exc),
             )
+            return Decision(Outcome.RELEASE, f"failure not accepted by GMS: {report_exc}", 30)
         return Decision(Outcome.ACKNOWLEDGE, str(exc))
 
     def _run(self, request: ExecutionRequest, lease: Lease) -> Decision:

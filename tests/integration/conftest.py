@@ -4,9 +4,7 @@ started once per session; a real worker with the real datahub CLI per test."""
 from __future__ import annotations
 
 import io
-import json
 import os
-import sqlite3
 import threading
 import time
 import uuid
@@ -72,7 +70,9 @@ class RunningWorker:
     def wait(self, urn: str, timeout_seconds: float = 180) -> dict[str, object]:
         """The terminal result of a request; fails the test if none comes."""
         result = self.sandbox.gms.wait_for_status(urn, TERMINAL, timeout_seconds)
-        assert result is not None, f"no terminal result for {urn}; worker log:\n{self.log.getvalue()}"
+        assert result is not None, (
+            f"no terminal result for {urn}; worker log:\n{self.log.getvalue()}"
+        )
         return result
 
     def queue_is_empty(self, timeout_seconds: float = 10) -> bool:
@@ -80,16 +80,18 @@ class RunningWorker:
         deadline = time.monotonic() + timeout_seconds
         while time.monotonic() < deadline:
             attrs = self.queue.attributes()
-            if attrs["ApproximateNumberOfMessages"] == attrs["ApproximateNumberOfMessagesNotVisible"] == "0":
+            if (
+                attrs["ApproximateNumberOfMessages"]
+                == attrs["ApproximateNumberOfMessagesNotVisible"]
+                == "0"
+            ):
                 return True
             time.sleep(0.2)
         return False
 
 
 @pytest.fixture
-def start_worker(
-    sandbox: Sandbox, tmp_path: Path
-) -> Iterator[callable]:  # type: ignore[valid-type]
+def start_worker(sandbox: Sandbox, tmp_path: Path) -> Iterator[callable]:  # type: ignore[valid-type]
     """Start a real worker on a fresh queue; stopped at teardown."""
     started: list[RunningWorker] = []
 
@@ -111,7 +113,10 @@ def start_worker(
             token=TOKEN,
         )
         worker_config = WorkerConfig(
-            worker_id="remote", poll_wait_seconds=1, report_interval_seconds=1.0, **config  # type: ignore[arg-type]
+            worker_id="remote",
+            poll_wait_seconds=1,
+            report_interval_seconds=1.0,
+            **config,  # type: ignore[arg-type]
         )
         gms = GmsClient(sandbox.gms.url, TOKEN, retry_seconds=5)
         worker = Worker(queue, gms, context, worker_config)

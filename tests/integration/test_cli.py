@@ -17,18 +17,32 @@ from tests.integration.support import RECIPES
 
 pytestmark = pytest.mark.integration
 
+GONE_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:gone-AbCdEf"
 
-def executor(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
+
+def executor(
+    *args: str, env: dict[str, str], timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
     """Run `executor ARGS` as a user would, with only the given environment added."""
-    return subprocess.run([sys.executable, "-m", "remote_executor", *args], env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "remote_executor", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 @pytest.fixture
 def cli_env(sandbox, tmp_path: Path) -> dict[str, str]:
     """The sandbox's environment, with a work directory of the test's own."""
-    return {**sandbox.env(), "EXECUTOR_WORK_DIR": str(tmp_path / "work"),
-            "EXECUTOR_LOG_FORMAT": "json", "EXECUTOR_SECRETS": ""}
+    return {
+        **sandbox.env(),
+        "EXECUTOR_WORK_DIR": str(tmp_path / "work"),
+        "EXECUTOR_LOG_FORMAT": "json",
+        "EXECUTOR_SECRETS": "",
+    }
 
 
 def free_port() -> int:
@@ -38,8 +52,9 @@ def free_port() -> int:
 
 
 def test_exec_runs_a_recipe_locally_and_says_where_everything_is(cli_env, demo_db):
-    done = executor("exec", str(RECIPES / "demo-sqlite.yml"), "--env", f"DEMO_DB={demo_db}",
-                    env=cli_env)
+    done = executor(
+        "exec", str(RECIPES / "demo-sqlite.yml"), "--env", f"DEMO_DB={demo_db}", env=cli_env
+    )
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert "\nSUCCESS\n" in done.stdout
@@ -71,9 +86,10 @@ def test_exec_bad_recipe_and_missing_secret(cli_env, tmp_path: Path):
     assert bad_run.returncode == 1
     assert "Failed: Bad recipe: recipe has no 'source' section" in bad_run.stdout
     assert missing_run.returncode == 1
-    assert ("Failed: Missing secret: secret PG_PASSWORD referenced by the recipe as ${NAME} "
-            "is not configured (EXECUTOR_SECRETS is empty). The subprocess was not started."
-            ) in missing_run.stdout
+    assert (
+        "Failed: Missing secret: secret PG_PASSWORD referenced by the recipe as ${NAME} "
+        "is not configured (EXECUTOR_SECRETS is empty). The subprocess was not started."
+    ) in missing_run.stdout
 
 
 def test_check_all_ok_names_secrets_but_never_values(sandbox, cli_env):
@@ -95,23 +111,38 @@ def test_check_all_ok_names_secrets_but_never_values(sandbox, cli_env):
 def test_check_says_how_to_fix_each_bad_setting(sandbox, cli_env):
     web_app = executor("check", env={**cli_env, "DATAHUB_GMS_URL": sandbox.gms.root_url})
     wrong_token = executor("check", env={**cli_env, "DATAHUB_GMS_TOKEN": "not-the-token"})
-    nobody_home = executor("check", env={**cli_env,
-                                         "DATAHUB_GMS_URL": f"http://127.0.0.1:{free_port()}/gms"})
-    no_secret = executor("check", env={**cli_env, "EXECUTOR_SECRETS":
-        "GONE=arn:aws:secretsmanager:us-east-1:123456789012:secret:gone-AbCdEf"})
-    no_queue = executor("check", env={**cli_env, "EXECUTOR_QUEUE_URL":
-        sandbox.queue_url.rsplit("/", 1)[0] + "/no-such-queue"})
+    nobody_home = executor(
+        "check", env={**cli_env, "DATAHUB_GMS_URL": f"http://127.0.0.1:{free_port()}/gms"}
+    )
+    no_secret = executor(
+        "check",
+        env={
+            **cli_env,
+            "EXECUTOR_SECRETS": f"GONE={GONE_ARN}",
+        },
+    )
+    no_queue = executor(
+        "check",
+        env={
+            **cli_env,
+            "EXECUTOR_QUEUE_URL": sandbox.queue_url.rsplit("/", 1)[0] + "/no-such-queue",
+        },
+    )
 
     for done in (web_app, wrong_token, nobody_home, no_secret, no_queue):
         assert done.returncode == 1
-    assert (f"FAIL  gms      {sandbox.gms.root_url} answers HTML: the URL reaches the DataHub web "
-            "app, not GMS; for DataHub Cloud use https://<company>.acryl.io/gms") in web_app.stdout
+    assert (
+        f"FAIL  gms      {sandbox.gms.root_url} answers HTML: the URL reaches the DataHub web "
+        "app, not GMS; for DataHub Cloud use https://<company>.acryl.io/gms"
+    ) in web_app.stdout
     assert "FAIL  token    GMS refused the token (401)" in wrong_token.stdout
     assert "check DATAHUB_GMS_TOKEN" in wrong_token.stdout
     assert "FAIL  gms      GMS at http://127.0.0.1:" in nobody_home.stdout
     assert "could not be reached" in nobody_home.stdout
-    assert ("FAIL  secrets  secret GONE: AWS Secrets Manager has no secret "
-            "arn:aws:secretsmanager:us-east-1:123456789012:secret:gone-AbCdEf") in no_secret.stdout
+    assert (
+        "FAIL  secrets  secret GONE: AWS Secrets Manager has no secret "
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:gone-AbCdEf"
+    ) in no_secret.stdout
     assert "FAIL  queue" in no_queue.stdout and "NonExistentQueue" in no_queue.stdout
 
 
@@ -120,12 +151,16 @@ def test_run_and_submit_as_a_user_would(sandbox, cli_env, demo_db, tmp_path: Pat
     env = {**cli_env, "EXECUTOR_QUEUE_URL": queue_url, "EXECUTOR_REPORT_INTERVAL_SECONDS": "1"}
     log_path = tmp_path / "worker.log"
     with log_path.open("w") as log:
-        worker = subprocess.Popen([sys.executable, "-m", "remote_executor", "run",
-                                   "--worker-id", "remote"], env={**os.environ, **env},
-                                  stdout=log, stderr=subprocess.STDOUT)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "remote_executor", "run", "--worker-id", "remote"],
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        submitted = executor("submit", str(RECIPES / "demo-sqlite.yml"), "--env",
-                             f"DEMO_DB={demo_db}", env=env)
+        submitted = executor(
+            "submit", str(RECIPES / "demo-sqlite.yml"), "--env", f"DEMO_DB={demo_db}", env=env
+        )
         assert submitted.returncode == 0, submitted.stderr
         urn = submitted.stdout.strip()
         assert urn.startswith("urn:li:dataHubExecutionRequest:")

@@ -18,8 +18,11 @@ def test_recipe_ends_success_with_structured_report_and_metadata(start_worker, d
     running = start_worker()
     recipe = (RECIPES / "demo-sqlite.yml").read_text()
 
-    urn = running.submit(recipe, extra_env_vars={"DEMO_DB": str(demo_db)},
-                         ingestion_source="urn:li:dataHubIngestionSource:demo")
+    urn = running.submit(
+        recipe,
+        extra_env_vars={"DEMO_DB": str(demo_db)},
+        ingestion_source="urn:li:dataHubIngestionSource:demo",
+    )
     result = running.wait(urn)
 
     assert result["status"] == "SUCCESS", result["report"]
@@ -39,8 +42,9 @@ def test_test_connection_reports_capability(start_worker, demo_db):
     running = start_worker()
     recipe = (RECIPES / "demo-sqlite.yml").read_text()
 
-    urn = running.submit(recipe, task=TaskKind.TEST_CONNECTION,
-                         extra_env_vars={"DEMO_DB": str(demo_db)})
+    urn = running.submit(
+        recipe, task=TaskKind.TEST_CONNECTION, extra_env_vars={"DEMO_DB": str(demo_db)}
+    )
     result = running.wait(urn)
 
     assert result["status"] == "SUCCESS", result["report"]
@@ -70,17 +74,26 @@ def test_secret_from_secrets_manager_is_used_and_never_leaks(start_worker, sandb
     task_files = "\n".join(
         p.read_text("utf-8", "replace") for p in running.work_dir.rglob("*") if p.is_file()
     )
-    for place, text in {"GMS payloads": bodies, "worker log": running.log.getvalue(),
-                        "task directory": task_files, "report": json.dumps(result)}.items():
+    for place, text in {
+        "GMS payloads": bodies,
+        "worker log": running.log.getvalue(),
+        "task directory": task_files,
+        "report": json.dumps(result),
+    }.items():
         for leak in leaks:
             assert leak not in text, f"secret value found in {place}"
 
 
 def _message(urn: str, input_value: dict) -> str:
-    return json.dumps({"entityType": "dataHubExecutionRequest", "entityUrn": urn,
-                       "changeType": "UPSERT", "aspectName": "dataHubExecutionRequestInput",
-                       "aspect": {"contentType": "application/json",
-                                  "value": json.dumps(input_value)}})
+    return json.dumps(
+        {
+            "entityType": "dataHubExecutionRequest",
+            "entityUrn": urn,
+            "changeType": "UPSERT",
+            "aspectName": "dataHubExecutionRequestInput",
+            "aspect": {"contentType": "application/json", "value": json.dumps(input_value)},
+        }
+    )
 
 
 def test_bad_inputs_fail_clearly_and_the_worker_keeps_running(start_worker, demo_db):
@@ -89,33 +102,53 @@ def test_bad_inputs_fail_clearly_and_the_worker_keeps_running(start_worker, demo
     urn_task = request_urn("it-bad-task")
     running.queue.send("this is { not json")
     running.queue.send(json.dumps({"hello": "world"}))
-    running.queue.send(json.dumps({"entityType": "dataHubExecutionRequest",
-                                   "entityUrn": urn_shape, "aspectName": "somethingElse"}))
-    running.queue.send(_message(urn_task, {"task": "RUN_MONITOR", "executorId": "remote",
-                                           "args": {"recipe": "source: {type: x}"}}))
+    running.queue.send(
+        json.dumps(
+            {
+                "entityType": "dataHubExecutionRequest",
+                "entityUrn": urn_shape,
+                "aspectName": "somethingElse",
+            }
+        )
+    )
+    running.queue.send(
+        _message(
+            urn_task,
+            {
+                "task": "RUN_MONITOR",
+                "executorId": "remote",
+                "args": {"recipe": "source: {type: x}"},
+            },
+        )
+    )
     bad_yaml = running.submit("source:\n  type: [unclosed\n")
     no_source = running.submit("sink:\n  type: console\n")
-    missing = running.submit("source:\n  type: sqlalchemy\n  config:\n"
-                             "    connect_uri: ${NOT_CONFIGURED_SECRET}\n")
-    foreign = running.submit((RECIPES / "demo-sqlite.yml").read_text(), executor_id="someone-else",
-                             extra_env_vars={"DEMO_DB": str(demo_db)})
-    good = running.submit((RECIPES / "demo-sqlite.yml").read_text(),
-                          extra_env_vars={"DEMO_DB": str(demo_db)})
+    missing = running.submit(
+        "source:\n  type: sqlalchemy\n  config:\n    connect_uri: ${NOT_CONFIGURED_SECRET}\n"
+    )
+    foreign = running.submit(
+        (RECIPES / "demo-sqlite.yml").read_text(),
+        executor_id="someone-else",
+        extra_env_vars={"DEMO_DB": str(demo_db)},
+    )
+    good = running.submit(
+        (RECIPES / "demo-sqlite.yml").read_text(), extra_env_vars={"DEMO_DB": str(demo_db)}
+    )
 
     assert running.wait(good)["status"] == "SUCCESS"
     expected = {
         urn_shape: "Rejected the execution request message: message aspectName is "
-                   "'somethingElse', expected 'dataHubExecutionRequestInput' or "
-                   "'EXECUTOR_SQS_TRUNCATED'",
+        "'somethingElse', expected 'dataHubExecutionRequestInput' or "
+        "'EXECUTOR_SQS_TRUNCATED'",
         urn_task: "Rejected the execution request message: unknown task 'RUN_MONITOR': "
-                  "this executor runs RUN_INGEST and TEST_CONNECTION",
+        "this executor runs RUN_INGEST and TEST_CONNECTION",
         bad_yaml: "Failed: Bad recipe: recipe is not valid YAML or JSON at line 3, column 1: "
-                  "expected ',' or ']', but got '<stream end>'",
+        "expected ',' or ']', but got '<stream end>'",
         no_source: "Failed: Bad recipe: recipe has no 'source' section: add source.type and "
-                   "source.config",
+        "source.config",
         missing: "Failed: Missing secret: secret NOT_CONFIGURED_SECRET referenced by the recipe "
-                 "as ${NAME} is not configured (EXECUTOR_SECRETS is empty). "
-                 "The subprocess was not started.",
+        "as ${NAME} is not configured (EXECUTOR_SECRETS is empty). "
+        "The subprocess was not started.",
     }
     for urn, text in expected.items():
         result = running.wait(urn)

@@ -27,15 +27,19 @@ def _pg_bin(name: str) -> str | None:
     found = shutil.which(name)
     if found:
         return found
-    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
-                        key=lambda p: int(p.split("/")[4]))
+    candidates = sorted(
+        glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=lambda p: int(p.split("/")[4])
+    )
     return candidates[-1] if candidates else None
 
 
 INITDB, PG_CTL = _pg_bin("initdb"), _pg_bin("pg_ctl")
 if not (INITDB and PG_CTL):
-    pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found: install them with "
-                "`apt-get install postgresql` (Debian) to run this test", allow_module_level=True)
+    pytest.skip(
+        "PostgreSQL server binaries (initdb, pg_ctl) not found: install them with "
+        "`apt-get install postgresql` (Debian) to run this test",
+        allow_module_level=True,
+    )
 
 
 @dataclass(frozen=True)
@@ -54,9 +58,15 @@ def _free_port() -> int:
 
 def _as_owner(args: list[str], owner: str | None) -> None:
     # initdb and postgres refuse to run as root: run them as an unprivileged user then.
-    done = subprocess.run(args, user=owner, capture_output=True, text=True, timeout=120,
-                          env={"PATH": os.environ.get("PATH", ""), "LC_ALL": "C.UTF-8"},
-                          check=False)
+    done = subprocess.run(
+        args,
+        user=owner,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": os.environ.get("PATH", ""), "LC_ALL": "C.UTF-8"},
+        check=False,
+    )
     assert done.returncode == 0, f"{args[0]} failed: {done.stdout}{done.stderr}"
 
 
@@ -75,18 +85,43 @@ def cluster() -> Iterator[Cluster]:
             os.chown(path, uid, -1)
     port = _free_port()
     data = base / "data"
-    _as_owner([INITDB, "-D", str(data), "-U", "postgres", "-A", "scram-sha-256",
-               f"--pwfile={base / 'pwfile'}"], owner)
-    _as_owner([PG_CTL, "-D", str(data), "-l", str(base / "server.log"), "-w", "-o",
-               f"-p {port} -k {base} -c listen_addresses=127.0.0.1", "start"], owner)
+    _as_owner(
+        [
+            INITDB,
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "-A",
+            "scram-sha-256",
+            f"--pwfile={base / 'pwfile'}",
+        ],
+        owner,
+    )
+    _as_owner(
+        [
+            PG_CTL,
+            "-D",
+            str(data),
+            "-l",
+            str(base / "server.log"),
+            "-w",
+            "-o",
+            f"-p {port} -k {base} -c listen_addresses=127.0.0.1",
+            "start",
+        ],
+        owner,
+    )
     try:
-        admin = psycopg2.connect(host="127.0.0.1", port=port, user="postgres",
-                                 password=super_password, dbname="postgres")
+        admin = psycopg2.connect(
+            host="127.0.0.1", port=port, user="postgres", password=super_password, dbname="postgres"
+        )
         admin.autocommit = True  # CREATE DATABASE cannot run in a transaction
         admin.cursor().execute("CREATE DATABASE shop")
         admin.close()
-        with psycopg2.connect(host="127.0.0.1", port=port, user="postgres",
-                              password=super_password, dbname="shop") as conn:
+        with psycopg2.connect(
+            host="127.0.0.1", port=port, user="postgres", password=super_password, dbname="shop"
+        ) as conn:
             conn.cursor().execute(
                 f"CREATE ROLE datahub_reader LOGIN PASSWORD '{reader_password}';"
                 "CREATE SCHEMA sales;"
@@ -102,8 +137,9 @@ def cluster() -> Iterator[Cluster]:
 
 def _submit_postgres(running, port: int) -> str:
     recipe = (RECIPES / "postgres.yml").read_text()
-    return running.submit(recipe, extra_env_vars={"PG_HOST_PORT": f"127.0.0.1:{port}",
-                                                  "PG_DATABASE": "shop"})
+    return running.submit(
+        recipe, extra_env_vars={"PG_HOST_PORT": f"127.0.0.1:{port}", "PG_DATABASE": "shop"}
+    )
 
 
 def test_postgres_ingested_with_a_password_from_secrets_manager(start_worker, sandbox, cluster):
@@ -114,13 +150,19 @@ def test_postgres_ingested_with_a_password_from_secrets_manager(start_worker, sa
     result = running.wait(urn)
 
     assert result["status"] == "SUCCESS", result["report"]
-    assert ("urn:li:dataset:(urn:li:dataPlatform:postgres,shop.sales.orders,PROD)"
-            in sandbox.gms.urns("dataset"))
-    task_files = "".join(p.read_text("utf-8", "replace")
-                         for p in running.work_dir.rglob("*") if p.is_file())
-    places = {"GMS payloads": b"".join(sandbox.gms.raw_bodies).decode("utf-8", "replace"),
-              "worker log": running.log.getvalue(), "task directory": task_files,
-              "report": json.dumps(result)}
+    assert (
+        "urn:li:dataset:(urn:li:dataPlatform:postgres,shop.sales.orders,PROD)"
+        in sandbox.gms.urns("dataset")
+    )
+    task_files = "".join(
+        p.read_text("utf-8", "replace") for p in running.work_dir.rglob("*") if p.is_file()
+    )
+    places = {
+        "GMS payloads": b"".join(sandbox.gms.raw_bodies).decode("utf-8", "replace"),
+        "worker log": running.log.getvalue(),
+        "task directory": task_files,
+        "report": json.dumps(result),
+    }
     for place, text in places.items():
         assert cluster.reader_password not in text, f"password found in {place}"
 
@@ -133,6 +175,6 @@ def test_postgres_wrong_password_fails_with_the_reason(start_worker, sandbox, cl
     result = running.wait(_submit_postgres(running, cluster.port))
 
     assert result["status"] == "FAILURE"
-    assert "password authentication failed for user \"datahub_reader\"" in str(result["report"])
+    assert 'password authentication failed for user "datahub_reader"' in str(result["report"])
     assert "Failed: datahub exited with code 1" in str(result["report"])
     assert wrong not in json.dumps(result) + running.log.getvalue()

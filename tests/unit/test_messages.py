@@ -46,7 +46,10 @@ def good_input(**overrides: Any) -> dict[str, Any]:
             "extra_env_vars": "{}",
             "extra_pip_requirements": "[]",
         },
-        "source": {"type": "MANUAL_INGESTION_SOURCE", "ingestionSource": "urn:li:dataHubIngestionSource:pg"},
+        "source": {
+            "type": "MANUAL_INGESTION_SOURCE",
+            "ingestionSource": "urn:li:dataHubIngestionSource:pg",
+        },
     }
     value.update(overrides)
     return value
@@ -122,7 +125,9 @@ def test_full_input_is_decoded() -> None:
 
 
 def test_missing_optional_args_get_defaults() -> None:
-    request = parse_input(URN, {"task": "RUN_INGEST", "executorId": "remote", "args": {"recipe": RECIPE}})
+    request = parse_input(
+        URN, {"task": "RUN_INGEST", "executorId": "remote", "args": {"recipe": RECIPE}}
+    )
 
     assert request.extra_env_vars == {}
     assert request.extra_pip_requirements == []
@@ -220,7 +225,10 @@ def test_unknown_task_names_the_task_and_keeps_the_urn() -> None:
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        (good_input(task=None), "unknown task None: this executor runs RUN_INGEST and TEST_CONNECTION"),
+        (
+            good_input(task=None),
+            "unknown task None: this executor runs RUN_INGEST and TEST_CONNECTION",
+        ),
         (good_input(executorId=None), "request input has no executorId"),
         (good_input(executorId=""), "request input has no executorId"),
         (good_input(args="recipe"), "request input has no args map"),

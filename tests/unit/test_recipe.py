@@ -11,7 +11,10 @@ from remote_executor.errors import RecipeError
 from remote_executor.models import ExecutionRequest, TaskKind
 from remote_executor.recipe import parse_recipe, prepare_recipe
 
-REST_SINK = {"type": "datahub-rest", "config": {"server": "http://gms:8080/gms", "token": "${DATAHUB_GMS_TOKEN}"}}
+REST_SINK = {
+    "type": "datahub-rest",
+    "config": {"server": "http://gms:8080/gms", "token": "${DATAHUB_GMS_TOKEN}"},
+}
 FILE_SINK = {"type": "file", "config": {"filename": "/work/r1/metadata.json"}}
 RECIPE = """\
 source:
@@ -49,7 +52,10 @@ def request(recipe: str = RECIPE, **fields: Any) -> ExecutionRequest:
         ),
         ("- a\n- b\n", "recipe must be a mapping with a 'source' section, got list"),
         ("just text", "recipe must be a mapping with a 'source' section, got str"),
-        ("sink:\n  type: console\n", "recipe has no 'source' section: add source.type and source.config"),
+        (
+            "sink:\n  type: console\n",
+            "recipe has no 'source' section: add source.type and source.config",
+        ),
         ("source: postgres\n", "recipe 'source' has no 'type' (e.g. type: postgres)"),
         ("source:\n  config: {}\n", "recipe 'source' has no 'type' (e.g. type: postgres)"),
     ],
@@ -81,7 +87,9 @@ def test_default_sink_added_when_the_recipe_has_none() -> None:
 def test_file_sink_note_names_the_file() -> None:
     prepared = prepare_recipe(request(), FILE_SINK)
 
-    assert prepared.notes == ["The recipe has no sink: added a file sink to /work/r1/metadata.json."]
+    assert prepared.notes == [
+        "The recipe has no sink: added a file sink to /work/r1/metadata.json."
+    ]
 
 
 def test_recipe_sink_is_kept() -> None:
@@ -115,7 +123,9 @@ def test_pipeline_name_is_the_ingestion_source() -> None:
 def test_existing_pipeline_name_is_kept() -> None:
     recipe = RECIPE + "pipeline_name: my-pipeline\n"
 
-    prepared = prepare_recipe(request(recipe, ingestion_source="urn:li:dataHubIngestionSource:pg"), None)
+    prepared = prepare_recipe(
+        request(recipe, ingestion_source="urn:li:dataHubIngestionSource:pg"), None
+    )
 
     assert yaml.safe_load(prepared.text)["pipeline_name"] == "my-pipeline"
 
@@ -166,5 +176,5 @@ def test_placeholders_are_kept_verbatim() -> None:
 
 
 def test_bad_recipe_fails_prepare_too() -> None:
-    with pytest.raises(RecipeError, match="^recipe has no 'source' section"):
+    with pytest.raises(RecipeError, match=r"^recipe has no 'source' section"):
         prepare_recipe(request("sink:\n  type: console\n"), REST_SINK)

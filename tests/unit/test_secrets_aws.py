@@ -109,5 +109,7 @@ def test_unreachable_endpoint_is_a_secret_error() -> None:
     )
     resolver = AwsSecretResolver({"DB_PASSWORD": MISSING_ARN}, client=client)
 
-    with pytest.raises(SecretError, match=r"^secret DB_PASSWORD: Secrets Manager could not be reached"):
+    with pytest.raises(
+        SecretError, match=r"^secret DB_PASSWORD: Secrets Manager could not be reached"
+    ):
         resolver.resolve(["DB_PASSWORD"])

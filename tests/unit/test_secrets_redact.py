@@ -39,7 +39,9 @@ def test_json_escaped_form_is_masked() -> None:
 def test_url_encoded_forms_are_masked() -> None:
     r = redactor(SECRET)
 
-    assert r.redact(f"postgresql://u:{quote(SECRET, safe='')}@db/x") == f"postgresql://u:{MASK}@db/x"
+    assert (
+        r.redact(f"postgresql://u:{quote(SECRET, safe='')}@db/x") == f"postgresql://u:{MASK}@db/x"
+    )
     assert r.redact(f"q?password={quote_plus(SECRET)}&x=1") == f"q?password={MASK}&x=1"
 
 

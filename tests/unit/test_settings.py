@@ -139,7 +139,9 @@ def test_empty_executor_secrets_means_none(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 @pytest.mark.parametrize("raw", ["DB_PASSWORD", f"API_KEY={SECRET_ARN},DB_PASSWORD"])
-def test_bad_executor_secrets_item_names_the_item(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+def test_bad_executor_secrets_item_names_the_item(
+    monkeypatch: pytest.MonkeyPatch, raw: str
+) -> None:
     monkeypatch.setenv("EXECUTOR_SECRETS", raw)
 
     with pytest.raises(click.ClickException) as caught:
@@ -161,14 +163,17 @@ def test_invalid_number_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> N
         load_settings()
 
     assert caught.value.message == (
-        "invalid settings: EXECUTOR_MAX_CONCURRENT_TASKS: Input should be greater than or equal to 1"
+        "invalid settings: EXECUTOR_MAX_CONCURRENT_TASKS: "
+        "Input should be greater than or equal to 1"
     )
 
 
 def test_require_urls_say_how_to_set_them() -> None:
     settings = load_settings()
 
-    with pytest.raises(ConfigurationError, match=r"^no GMS URL: set DATAHUB_GMS_URL \(or --gms-url\)"):
+    with pytest.raises(
+        ConfigurationError, match=r"^no GMS URL: set DATAHUB_GMS_URL \(or --gms-url\)"
+    ):
         settings.require_gms_url()
     with pytest.raises(
         ConfigurationError, match=r"^no queue URL: set EXECUTOR_QUEUE_URL \(or --queue-url\)"

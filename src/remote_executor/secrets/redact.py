@@ -39,6 +39,22 @@ class Redactor:
             ordered = sorted(self._forms, key=len, reverse=True)
             self._pattern = re.compile("|".join(re.escape(form) for form in ordered))
 
+    def safe_cut(self, text: str) -> int:
+        """Where ``text`` can be cut so that no secret straddles the cut.
+
+        For output read in pieces: everything before the cut can be redacted and
+        written; the rest must wait for the next piece.
+        """
+        pattern = self._pattern
+        if pattern is None:
+            return len(text)
+        longest = max(len(form) for form in self._forms)
+        cut = max(0, len(text) - longest + 1)
+        for match in pattern.finditer(text, max(0, cut - longest)):
+            if match.start() < cut < match.end():
+                return match.start()
+        return cut
+
     def redact(self, text: str) -> str:
         """The text with every registered value masked."""
         pattern = self._pattern

@@ -1,0 +1,302 @@
+"""ProcessRun: one subprocess in its own group, redacted capture, and how it ended."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import sys
+import textwrap
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from remote_executor.errors import RunnerError
+from remote_executor.runner import MAX_LINE_BYTES, LogTail, ProcessRun, RunOutcome, RunSpec
+from remote_executor.secrets import MASK, Redactor
+
+SECRET = "hunter2-secret-value"
+ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONUNBUFFERED": "1"}
+GRANDCHILD_PID = re.compile(r"grandchild (\d+)")
+# A grandchild that ignores SIGTERM, as a badly behaved helper process might.
+STUBBORN = (
+    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    "print('stubborn ready', flush=True); time.sleep(300)"
+)
+
+
+def alive(pid: int) -> bool:
+    """Running, as opposed to gone or a zombie nobody reaped yet."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Callable[..., ProcessRun]]:
+    """Start ``python -c code`` in tmp_path; every group started is killed at the end."""
+    runs: list[ProcessRun] = []
+
+    def start_code(
+        code: str, redactor: Redactor | None = None, tail_chars: int = 100_000
+    ) -> ProcessRun:
+        spec = RunSpec(
+            argv=[sys.executable, "-c", textwrap.dedent(code)],
+            env=dict(ENV),
+            cwd=tmp_path,
+            log_path=tmp_path / "ingestion.log",
+        )
+        run = ProcessRun(spec, redactor or Redactor(), LogTail(tail_chars))
+        runs.append(run)
+        return run
+
+    yield start_code
+    for run in runs:  # leave nothing behind, whatever the test did
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, signal.SIGKILL)
+
+
+def grandchild_pid(run: ProcessRun, wait_for: Callable[..., bool]) -> int:
+    assert wait_for(lambda: GRANDCHILD_PID.search(run.tail.text()))
+    match = GRANDCHILD_PID.search(run.tail.text())
+    assert match is not None
+    return int(match.group(1))
+
+
+def wait_in_thread(run: ProcessRun) -> tuple[threading.Thread, list[RunOutcome]]:
+    outcomes: list[RunOutcome] = []
+    thread = threading.Thread(target=lambda: outcomes.append(run.wait()), daemon=True)
+    thread.start()
+    return thread, outcomes
+
+
+def test_output_lands_in_log_and_tail_redacted(
+    start: Callable[..., ProcessRun], tmp_path: Path
+) -> None:
+    redactor = Redactor()
+    redactor.add(SECRET)
+    run = start(
+        f"""
+        import sys
+        print("connecting with password={SECRET}")
+        print("error: auth failed for {SECRET}", file=sys.stderr)
+        print("done")
+        """,
+        redactor,
+    )
+
+    outcome = run.wait()
+
+    log = (tmp_path / "ingestion.log").read_text()
+    assert outcome.succeeded
+    assert f"connecting with password={MASK}\n" in log
+    assert f"error: auth failed for {MASK}\n" in log
+    assert log.endswith("done\n")
+    assert SECRET not in log
+    assert run.tail.text() == log
+
+
+def test_exit_code_is_described(start: Callable[..., ProcessRun]) -> None:
+    outcome = start("import sys; sys.exit(3)").wait()
+
+    assert (outcome.exit_code, outcome.signal_number) == (3, None)
+    assert not outcome.succeeded
+    assert re.fullmatch(r"datahub exited with code 3 after \d+\.\d s", outcome.describe())
+
+
+def test_signal_is_described_by_name(start: Callable[..., ProcessRun]) -> None:
+    outcome = start("import os, signal; os.kill(os.getpid(), signal.SIGKILL)").wait()
+
+    assert (outcome.exit_code, outcome.signal_number) == (None, 9)
+    assert not outcome.succeeded
+    assert re.fullmatch(
+        r"datahub killed by signal SIGKILL \(9\) after \d+\.\d s", outcome.describe()
+    )
+
+
+def test_child_gets_only_the_given_environment_and_cwd(
+    start: Callable[..., ProcessRun], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WORKER_ONLY_VARIABLE", "must-not-leak")
+    run = start("import os; print(sorted(os.environ)); print(os.getcwd())")
+
+    run.wait()
+
+    names, cwd = run.tail.text().splitlines()[-2:]
+    assert "WORKER_ONLY_VARIABLE" not in names
+    assert Path(cwd) == tmp_path
+
+
+def test_stdin_is_fed_to_the_child(tmp_path: Path) -> None:
+    spec = RunSpec(
+        argv=[sys.executable, "-c", "import sys; print(sys.stdin.read().upper())"],
+        env=dict(ENV),
+        cwd=tmp_path,
+        log_path=tmp_path / "log",
+        stdin=b"recipe from stdin",
+    )
+
+    run = ProcessRun(spec, Redactor(), LogTail(1_000))
+    run.wait()
+
+    assert run.tail.text() == "RECIPE FROM STDIN\n"
+
+
+def test_missing_program_is_a_runner_error(tmp_path: Path) -> None:
+    spec = RunSpec(["/nonexistent/datahub", "ingest"], dict(ENV), tmp_path, tmp_path / "log")
+
+    with pytest.raises(RunnerError) as caught:
+        ProcessRun(spec, Redactor(), LogTail(1_000))
+
+    assert str(caught.value) == "cannot start /nonexistent/datahub: No such file or directory"
+
+
+def test_stop_kills_the_whole_process_group(
+    start: Callable[..., ProcessRun], wait_for: Callable[..., bool]
+) -> None:
+    run = start(
+        """
+        import subprocess, time
+        grandchild = subprocess.Popen(["sleep", "300"])
+        print(f"grandchild {grandchild.pid}", flush=True)
+        time.sleep(300)
+        """
+    )
+    pid = grandchild_pid(run, wait_for)
+    assert alive(pid)
+
+    run.stop("cancelled by test", grace_seconds=5)
+    outcome = run.wait()
+
+    assert wait_for(lambda: not alive(pid))
+    assert outcome.signal_number == signal.SIGTERM
+    assert outcome.stopped_because == "cancelled by test"
+    assert not outcome.succeeded
+    assert re.fullmatch(
+        r"datahub stopped \(cancelled by test\): killed by signal SIGTERM \(15\) after \d+\.\d s",
+        outcome.describe(),
+    )
+
+
+def test_stop_sends_sigkill_after_the_grace(
+    start: Callable[..., ProcessRun], wait_for: Callable[..., bool]
+) -> None:
+    run = start(
+        """
+        import signal, time
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("ignoring SIGTERM", flush=True)
+        time.sleep(300)
+        """
+    )
+    assert wait_for(lambda: "ignoring SIGTERM" in run.tail.text())
+
+    run.stop("timeout", grace_seconds=0.5)
+    outcome = run.wait()
+
+    assert outcome.signal_number == signal.SIGKILL
+    assert outcome.describe().startswith("datahub stopped (timeout): killed by signal SIGKILL (9)")
+
+
+def test_stop_also_kills_a_grandchild_that_ignores_sigterm(
+    start: Callable[..., ProcessRun], wait_for: Callable[..., bool]
+) -> None:
+    # The child dies of SIGTERM at once; its helper ignores SIGTERM. After the grace the
+    # whole group must get SIGKILL (DESIGN.md: "the whole process group gets SIGTERM, then
+    # SIGKILL after a grace"), not only when the direct child is still alive.
+    run = start(
+        f"""
+        import subprocess, sys, time
+        grandchild = subprocess.Popen([sys.executable, "-c", {STUBBORN!r}])
+        print(f"grandchild {{grandchild.pid}}", flush=True)
+        time.sleep(300)
+        """
+    )
+    pid = grandchild_pid(run, wait_for)
+    assert wait_for(lambda: "stubborn ready" in run.tail.text())
+
+    run.stop("cancelled by test", grace_seconds=0.5)
+
+    assert wait_for(lambda: not alive(pid), timeout_seconds=3), (
+        "a grandchild that ignores SIGTERM survived stop(): SIGKILL is never sent to the group"
+    )
+
+
+def test_wait_returns_when_the_child_exits_even_if_a_grandchild_lingers(
+    start: Callable[..., ProcessRun], wait_for: Callable[..., bool]
+) -> None:
+    # The child exits at once, leaving a background process that inherited its stdout.
+    run = start(
+        """
+        import subprocess
+        grandchild = subprocess.Popen(["sleep", "300"])
+        print(f"grandchild {grandchild.pid}", flush=True)
+        """
+    )
+    pid = grandchild_pid(run, wait_for)
+
+    thread, outcomes = wait_in_thread(run)
+
+    thread.join(timeout=3)
+    assert outcomes, (
+        "wait() still blocks after the child exited: the reader waits for EOF on a pipe the "
+        "leftover grandchild holds open, so the task would hang for the grandchild's lifetime"
+    )
+    assert outcomes[0].exit_code == 0
+    assert wait_for(lambda: not alive(pid), timeout_seconds=5)
+
+
+def test_a_secret_across_the_line_length_cap_is_still_masked(
+    start: Callable[..., ProcessRun], tmp_path: Path
+) -> None:
+    # One long line: the reader reads it in MAX_LINE_BYTES pieces, and the secret
+    # straddles the boundary between the first and the second piece.
+    redactor = Redactor()
+    redactor.add(SECRET)
+    run = start(
+        f"""
+        import sys
+        sys.stdout.write("x" * ({MAX_LINE_BYTES} - 4) + "{SECRET}" + " end\\n")
+        """,
+        redactor,
+    )
+
+    run.wait()
+
+    log = (tmp_path / "ingestion.log").read_text()
+    assert len(log) > MAX_LINE_BYTES
+    assert SECRET not in log
+    assert SECRET not in run.tail.text()
+
+
+def test_log_tail_keeps_the_last_lines_within_its_bound() -> None:
+    tail = LogTail(max_chars=100)
+    lines = [f"line {n:03d} {'.' * 10}\n" for n in range(20)]  # 20 characters each
+
+    for line in lines:
+        tail.append(line)
+
+    assert tail.text() == "".join(lines[-5:])
+    assert tail.dropped_lines == 15
+    assert tail.version == 20
+
+
+def test_log_tail_keeps_one_line_longer_than_its_bound() -> None:
+    tail = LogTail(max_chars=10)
+    tail.append("short\n")
+
+    tail.append("a line much longer than ten characters\n")
+
+    assert tail.text() == "a line much longer than ten characters\n"
+    assert tail.dropped_lines == 1
+
+
+def test_run_outcome_of_a_task_that_never_started() -> None:
+    outcome = RunOutcome(None, None, 0.0, "cancelled")
+
+    assert not outcome.succeeded

@@ -29,7 +29,8 @@ def compose_report(
     head = "\n".join(summary)
     notes: list[str] = []
     used = len(head) + len(LOG_HEADER) + 200  # room for the notes and newlines
-    if structured is not None and used + len(structured) + MIN_TAIL_CHARS > max_chars:
+    tail_room = min(MIN_TAIL_CHARS, len(tail))
+    if structured is not None and used + len(structured) + tail_room > max_chars:
         notes.append(
             f"The structured report ({len(structured)} characters) was left out: with the "
             f"log it exceeds GMS's limit of {max_chars} characters."

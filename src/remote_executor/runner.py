@@ -63,6 +63,25 @@ class RunOutcome:
         return f"datahub {how} after {self.duration_seconds:.1f} s"
 
 
+def group_has_live_members(pgid: int) -> bool:
+    """True while a process of the group runs; zombies (dead, not yet reaped) do not count."""
+    proc = Path("/proc")
+    if not proc.is_dir():  # not Linux: a zombie counts as alive, the grace is waited out
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended while we looked
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
 class LogTail:
     """The last ``max_chars`` characters of output, by whole lines, with a change counter."""
 
@@ -177,11 +196,7 @@ class ProcessRun:
         self._signal_group(signal.SIGKILL)
 
     def _group_alive(self) -> bool:
-        try:
-            os.killpg(self._proc.pid, 0)
-        except (ProcessLookupError, PermissionError):
-            return False
-        return True
+        return group_has_live_members(self._proc.pid)
 
     def _signal_group(self, signum: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError):  # already gone

@@ -85,3 +85,12 @@ def test_total_stays_under_the_limit_for_many_shapes() -> None:
             structured = "s" * structured_size if structured_size else None
             composed = compose_report(SUMMARY, log_lines(tail_lines), structured, MAX)
             assert total(composed) <= MAX, (structured_size, tail_lines)
+
+
+def test_a_short_tail_does_not_push_out_a_structured_report_that_fits() -> None:
+    structured = "{" + "x" * 9_000 + "}"
+
+    composed = compose_report(["Succeeded."], "one line\n", structured, max_chars=10_000)
+
+    assert composed.structured_report == structured
+    assert composed.report.endswith("one line\n")

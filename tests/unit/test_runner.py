@@ -6,16 +6,25 @@ import contextlib
 import os
 import re
 import signal
+import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from remote_executor.errors import RunnerError
-from remote_executor.runner import MAX_LINE_BYTES, LogTail, ProcessRun, RunOutcome, RunSpec
+from remote_executor.runner import (
+    MAX_LINE_BYTES,
+    LogTail,
+    ProcessRun,
+    RunOutcome,
+    RunSpec,
+    group_has_live_members,
+)
 from remote_executor.secrets import MASK, Redactor
 
 SECRET = "hunter2-secret-value"
@@ -300,3 +309,15 @@ def test_run_outcome_of_a_task_that_never_started() -> None:
     outcome = RunOutcome(None, None, 0.0, "cancelled")
 
     assert not outcome.succeeded
+
+
+def test_a_group_of_only_zombies_counts_as_gone() -> None:
+    # A child that exited but was not reaped yet is a zombie: stop() must not wait out
+    # its grace for it.
+    child = subprocess.Popen([sys.executable, "-c", "pass"], start_new_session=True)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and group_has_live_members(child.pid):
+        time.sleep(0.02)
+
+    assert not group_has_live_members(child.pid)
+    child.wait()

@@ -28,10 +28,19 @@ def test_many_references_in_one_value() -> None:
 
 
 def test_not_references() -> None:
-    text = "a: $NAME\nb: ${1ABC}\nc: {NAME}\ne: ${}\n"
+    text = "a: price$NAME\nb: ${1ABC}\nc: {NAME}\ne: ${}\n"
 
     assert find_references(text) == (set(), set())
 
 
 def test_no_references() -> None:
     assert find_references("source:\n  type: file\n") == (set(), set())
+
+
+def test_a_value_starting_with_a_bare_name_is_an_optional_reference() -> None:
+    # The CLI expands `password: $PG_PASSWORD` when the variable is set and keeps the
+    # text otherwise, so the name is resolved when configured but never required.
+    required, optional = find_references("password: $PG_PASSWORD\nquery: SELECT a$b\n")
+
+    assert required == set()
+    assert optional == {"PG_PASSWORD"}

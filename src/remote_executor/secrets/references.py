@@ -6,6 +6,9 @@ import re
 
 # ${NAME}, ${NAME:-default} and ${NAME-default}, as the datahub CLI expands them.
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:?-[^}]*)?\}")
+# A value that starts with a bare $NAME: the CLI expands it when the variable is set and
+# keeps the text as it is otherwise, so such a name is optional.
+_BARE = re.compile(r"""(?:^|[\s:'"\[,{])\$([A-Za-z_][A-Za-z0-9_]*)""", re.MULTILINE)
 
 
 def find_references(text: str) -> tuple[set[str], set[str]]:
@@ -14,4 +17,5 @@ def find_references(text: str) -> tuple[set[str], set[str]]:
     optional: set[str] = set()
     for match in _REFERENCE.finditer(text):
         (optional if match.group(2) else required).add(match.group(1))
+    optional.update(match.group(1) for match in _BARE.finditer(text))
     return required, optional - required

@@ -325,9 +325,7 @@ def test_wait_for_status(gms: GmsStandIn, http: requests.Session) -> None:
 
     assert done == {"status": "SUCCESS", "durationMs": 1}
     assert gms.wait_for_status(URN, {"RUNNING"}, timeout_seconds=0.1) == {"status": "RUNNING"}
-    started = time.monotonic()
     assert gms.wait_for_status(URN, {"TIMEOUT"}, timeout_seconds=0.2) is None
-    assert time.monotonic() - started < 2
 
 
 def test_stop_cuts_kept_alive_connections(http: requests.Session) -> None:

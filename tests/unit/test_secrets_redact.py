@@ -99,3 +99,15 @@ def test_concurrent_adds_and_redacts() -> None:
         thread.join()
 
     assert r.redact(" ".join(values)) == " ".join([MASK] * 200)
+
+
+def test_safe_cut_never_splits_a_secret() -> None:
+    redactor = Redactor()
+    redactor.add("s3cr3t-value")
+    text = "x" * 20 + "s3cr3t-va"  # the secret may continue in the next piece
+
+    cut = redactor.safe_cut(text)
+
+    assert cut <= 20
+    assert "s3cr3t" not in text[:cut]
+    assert Redactor().safe_cut(text) == len(text)  # nothing registered: cut anywhere

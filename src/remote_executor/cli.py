@@ -66,6 +66,9 @@ def task_context(settings: Settings, redactor: Redactor, gms_url: str | None) ->
         file_sink_when_no_gms=gms_url is None,
         report_max_chars=settings.report_max_chars,
         worker_id=settings.worker_id,
+        kill_grace_seconds=settings.kill_grace_seconds,
+        timeout_seconds=settings.task_timeout_seconds,
+        memory_limit_mb=settings.task_memory_limit_mb,
     )
 
 
@@ -111,10 +114,15 @@ def run(
     \b
     Environment: DATAHUB_GMS_URL, DATAHUB_GMS_TOKEN, EXECUTOR_QUEUE_URL,
     EXECUTOR_WORKER_ID, EXECUTOR_MAX_CONCURRENT_TASKS, EXECUTOR_SECRETS
-    (NAME=ARN,...), EXECUTOR_REPORT_INTERVAL_SECONDS, EXECUTOR_LEASE_SECONDS,
-    and boto3's AWS_REGION, AWS_ENDPOINT_URL and credential chain.
-    A first signal stops receiving and lets running tasks finish; a second
-    stops them and releases their messages for a retry.
+    (NAME=ARN,...), EXECUTOR_LEASE_SECONDS, EXECUTOR_TASK_TIMEOUT_SECONDS,
+    EXECUTOR_TASK_MEMORY_LIMIT_MB, EXECUTOR_MAX_ATTEMPTS,
+    EXECUTOR_DEAD_LETTER_QUEUE_URL, EXECUTOR_SHUTDOWN_GRACE_SECONDS, and
+    boto3's AWS_REGION, AWS_ENDPOINT_URL and credential chain (all of them:
+    docs/configuration.md).
+    A first SIGTERM or Ctrl-C stops receiving, releases unstarted messages
+    and lets running tasks finish within EXECUTOR_SHUTDOWN_GRACE_SECONDS
+    (default 100); then, or at a second signal, it stops them and releases
+    their messages for a retry elsewhere. Exits 0 after the drain.
     """
     settings = load_settings(
         worker_id=worker_id,
@@ -125,12 +133,18 @@ def run(
     redactor = _redactor_and_logs(settings)
     try:
         gms = GmsClient(settings.require_gms_url(), settings.token, settings.gms_retry_seconds)
-        queue = SqsQueue.create(settings.require_queue_url(), settings.aws_region)
+        queue = SqsQueue.create(
+            settings.require_queue_url(), settings.aws_region, settings.dead_letter_queue_url
+        )
         gms.server_config()
     except (ConfigurationError, NotGmsError) as exc:
         raise click.ClickException(str(exc)) from exc
     except ExecutorError as exc:
         click.echo(f"warning: GMS check failed, starting anyway: {exc}", err=True)
+    try:
+        queue.find_dead_letter_queue()
+    except ExecutorError as exc:
+        click.echo(f"warning: no dead-letter queue found: {exc}", err=True)
     worker = Worker(
         queue,
         gms,
@@ -141,6 +155,9 @@ def run(
             lease_seconds=settings.lease_seconds,
             report_interval_seconds=settings.report_interval_seconds,
             foreign_visibility_seconds=settings.foreign_visibility_seconds,
+            max_attempts=settings.max_attempts,
+            shutdown_grace_seconds=settings.shutdown_grace_seconds,
+            signal_poll_seconds=settings.signal_poll_seconds,
         ),
     )
     signals = {"count": 0}

@@ -29,6 +29,7 @@ from remote_executor.models import TaskResult
 
 RESULT_ASPECT = "dataHubExecutionRequestResult"
 INPUT_ASPECT = "dataHubExecutionRequestInput"
+SIGNAL_ASPECT = "dataHubExecutionRequestSignal"
 TIMEOUT_SECONDS = 30
 WRONG_URL_HINT = (
     "the URL reaches the DataHub web app, not GMS; "
@@ -49,6 +50,14 @@ class Reporter(Protocol):
 
     def read_input(self, urn: str) -> dict[str, Any] | None:
         """The request's input aspect (for truncated messages), or None."""
+        ...
+
+    def read_signal(self, urn: str) -> dict[str, Any] | None:
+        """The request's signal aspect (a KILL asks to cancel it), or None."""
+        ...
+
+    def check_token(self) -> None:
+        """Raise GmsAuthError while GMS refuses the token."""
         ...
 
 
@@ -141,6 +150,9 @@ class GmsClient:
     def read_input(self, urn: str) -> dict[str, Any] | None:
         return self._read_aspect(urn, INPUT_ASPECT)
 
+    def read_signal(self, urn: str) -> dict[str, Any] | None:
+        return self._read_aspect(urn, SIGNAL_ASPECT)
+
     def server_config(self) -> dict[str, Any]:
         """GET /config; NotGmsError when the URL is not GMS (HTML, or JSON without noCode)."""
         response = self._send("GET", "/config")
@@ -163,7 +175,9 @@ class MemoryReporter:
     def __init__(self) -> None:
         self.results: dict[str, list[TaskResult]] = {}
         self.inputs: dict[str, dict[str, Any]] = {}
+        self.signals: dict[str, dict[str, Any]] = {}
         self.fail_with: Exception | None = None
+        self.refuse_token: GmsAuthError | None = None
         self._lock = threading.Lock()
 
     def report(self, urn: str, result: TaskResult) -> None:
@@ -179,6 +193,13 @@ class MemoryReporter:
 
     def read_input(self, urn: str) -> dict[str, Any] | None:
         return self.inputs.get(urn)
+
+    def read_signal(self, urn: str) -> dict[str, Any] | None:
+        return self.signals.get(urn)
+
+    def check_token(self) -> None:
+        if self.refuse_token is not None:
+            raise self.refuse_token
 
     def statuses(self, urn: str) -> list[str]:
         """The statuses reported for a request, in order."""

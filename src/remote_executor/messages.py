@@ -8,6 +8,7 @@ and the input aspect, read from the message or from GMS, becomes the request.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -83,6 +84,21 @@ def _json_arg(args: dict[str, Any], name: str, kind: type, urn: str) -> Any:
     return value
 
 
+def _timeout_arg(args: dict[str, Any], urn: str) -> float | None:
+    raw = args.get("timeout_seconds")
+    if raw in (None, ""):
+        return None
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise MalformedMessageError(
+            f"args.timeout_seconds must be a positive number of seconds, not {raw!r}", urn
+        )
+    return value
+
+
 def parse_input(urn: str, value: dict[str, Any]) -> ExecutionRequest:
     """Turn an ExecutionRequestInput value into a request, or say what is wrong."""
     task_name = value.get("task")
@@ -120,6 +136,7 @@ def parse_input(urn: str, value: dict[str, Any]) -> ExecutionRequest:
         extra_pip_requirements=[
             str(r) for r in _json_arg(args, "extra_pip_requirements", list, urn)
         ],
+        timeout_seconds=_timeout_arg(args, urn),
     )
 
 
@@ -131,6 +148,7 @@ def build_message(
     task: TaskKind = TaskKind.RUN_INGEST,
     ingestion_source: str | None = None,
     extra_env_vars: dict[str, str] | None = None,
+    timeout_seconds: float | None = None,
 ) -> str:
     """The SQS body for a request, exactly as DESIGN.md draws it."""
     input_value: dict[str, Any] = {
@@ -148,6 +166,8 @@ def build_message(
     }
     if ingestion_source:
         input_value["source"]["ingestionSource"] = ingestion_source
+    if timeout_seconds is not None:
+        input_value["args"]["timeout_seconds"] = str(timeout_seconds)
     message = {
         "entityType": ENTITY_TYPE,
         "entityUrn": request_urn(request_id),

@@ -1,29 +1,38 @@
-"""One ingestion subprocess: its own session, bounded capture, and how it ended.
+"""One ingestion subprocess: its own session, limits, bounded capture, and how it ended.
 
 The child runs in a new session (process group) so that stopping it stops
-everything it started. Its output (stderr merged into stdout) is read line by
-line, redacted, appended to the full log file and kept as a bounded tail in
-memory for the reports. Redacting whole lines means a secret value cannot be
-split across two reads.
+everything it started. It is killed if the worker dies (PR_SET_PDEATHSIG) and
+its data segment is capped by RLIMIT_DATA when a memory limit is set. Its
+output (stderr merged into stdout) is read line by line, redacted, appended to
+the full log file and kept as a bounded tail in memory for the reports.
+Redacting whole lines means a secret value cannot be split across two reads.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import ctypes
 import os
+import resource
 import signal
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from remote_executor.errors import RunnerError
 from remote_executor.secrets import Redactor
 
 MAX_LINE_BYTES = 64 * 1024
+# What a child that ran out of memory prints: Python, C, C++ and the JVM's words for it.
+OOM_MARKERS = ("MemoryError", "Cannot allocate memory", "std::bad_alloc", "OutOfMemoryError")
+_PR_SET_PDEATHSIG = 1
+# Looked up before any fork: the child may only call what is already resolved.
+_prctl: Any = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,7 @@ class RunSpec:
     cwd: Path
     log_path: Path
     stdin: bytes | None = None
+    memory_limit_mb: int | None = None
 
 
 @dataclass(frozen=True)
@@ -45,22 +55,69 @@ class RunOutcome:
     signal_number: int | None
     duration_seconds: float
     stopped_because: str | None = None
+    peak_rss_mb: float | None = None
+    memory_limit_mb: int | None = None
+    said_out_of_memory: bool = False
 
     @property
     def succeeded(self) -> bool:
         """Exited by itself with code 0."""
         return self.exit_code == 0 and self.stopped_because is None
 
+    @property
+    def out_of_memory(self) -> bool:
+        """Failed, and its last words were about memory."""
+        return self.said_out_of_memory and not self.succeeded and self.stopped_because is None
+
     def describe(self) -> str:
-        """One line a user understands: exit code, or the signal by name."""
+        """One line a user understands: exit code, or the signal by name, and memory if short."""
         if self.signal_number is not None:
-            name = signal.Signals(self.signal_number).name
-            how = f"killed by signal {name} ({self.signal_number})"
+            how = f"killed by signal {signal_name(self.signal_number)}"
+            if self.signal_number == signal.SIGKILL and self.stopped_because is None:
+                how += (
+                    ", not by this executor: usually the kernel's out-of-memory killer "
+                    "(the container's memory limit)"
+                )
         else:
             how = f"exited with code {self.exit_code}"
         if self.stopped_because:
             how = f"stopped ({self.stopped_because}): {how}"
+        if self.out_of_memory:
+            how = f"out of memory ({self.memory_text()}): {how}"
         return f"datahub {how} after {self.duration_seconds:.1f} s"
+
+    def memory_text(self) -> str:
+        """``limit N MiB, peak M MiB``, as far as known."""
+        limit = f"limit {self.memory_limit_mb} MiB" if self.memory_limit_mb else "no limit set"
+        peak = (
+            f"peak {self.peak_rss_mb:.0f} MiB" if self.peak_rss_mb is not None else "peak unknown"
+        )
+        return f"{limit}, {peak}"
+
+
+def signal_name(number: int) -> str:
+    """``SIGTERM (15)``; numbers Python does not name stay numbers."""
+    try:
+        return f"{signal.Signals(number).name} ({number})"
+    except ValueError:
+        return f"signal {number}"
+
+
+def _child_setup(memory_limit_mb: int | None) -> Any:
+    """What the child runs between fork and exec: die with the worker, cap its memory."""
+    parent = os.getpid()
+    limit = memory_limit_mb * 1024 * 1024 if memory_limit_mb else None
+
+    def setup() -> None:
+        if _prctl is not None:
+            # Tied to the thread that forks: tasks are started from long-lived pool threads.
+            _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() != parent:  # the worker died before the line above
+                os._exit(1)
+        if limit is not None:
+            resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+
+    return setup
 
 
 def group_has_live_members(pgid: int) -> bool:
@@ -117,6 +174,8 @@ class ProcessRun:
         self._redactor = redactor
         self.tail = tail
         self._stopped_because: str | None = None
+        self._said_out_of_memory = False
+        self._exited = threading.Event()
         self._started = time.monotonic()
         try:
             self._proc = subprocess.Popen(
@@ -128,6 +187,7 @@ class ProcessRun:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 close_fds=True,
+                preexec_fn=_child_setup(spec.memory_limit_mb),  # noqa: PLW1509
             )
         except OSError as exc:
             raise RunnerError(f"cannot start {spec.argv[0]}: {exc.strerror or exc}") from exc
@@ -167,29 +227,42 @@ class ProcessRun:
         if not text:
             return
         line = self._redactor.redact(text)
+        if not self._said_out_of_memory and any(word in line for word in OOM_MARKERS):
+            self._said_out_of_memory = True
         log.write(line)
         log.flush()
         self.tail.append(line)
 
     def wait(self) -> RunOutcome:
-        """Block until the child and its output are done."""
-        code = self._proc.wait()
+        """Block until the child and its output are done; only this method reaps the child."""
+        # wait4 rather than Popen.wait: its rusage gives the child's peak memory.
+        _, status, usage = os.wait4(self._proc.pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        self._proc.returncode = code
+        self._exited.set()
         # The task is over when datahub exits: what it left behind in its session would
         # hold the output pipe open and outlive the task.
         self._signal_group(signal.SIGKILL)
         self._reader.join()
-        duration = time.monotonic() - self._started
-        if code < 0:
-            return RunOutcome(None, -code, duration, self._stopped_because)
-        return RunOutcome(code, None, duration, self._stopped_because)
+        outcome = RunOutcome(
+            exit_code=code if code >= 0 else None,
+            signal_number=-code if code < 0 else None,
+            duration_seconds=time.monotonic() - self._started,
+            stopped_because=self._stopped_because,
+            # ru_maxrss is in KiB on Linux, in bytes on macOS.
+            peak_rss_mb=usage.ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024),
+            memory_limit_mb=self._spec.memory_limit_mb,
+            said_out_of_memory=self._said_out_of_memory,
+        )
+        return outcome
 
     def stop(self, reason: str, grace_seconds: float) -> None:
         """SIGTERM to the whole process group, SIGKILL if it is still there after the grace."""
-        self._stopped_because = reason
+        if self._stopped_because is None:
+            self._stopped_because = reason
         self._signal_group(signal.SIGTERM)
         deadline = time.monotonic() + grace_seconds
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self._proc.wait(timeout=grace_seconds)
+        self._exited.wait(grace_seconds)
         # The child may be gone while its children ignore SIGTERM: the grace is for the group.
         while self._group_alive() and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -199,5 +272,6 @@ class ProcessRun:
         return group_has_live_members(self._proc.pid)
 
     def _signal_group(self, signum: signal.Signals) -> None:
-        with contextlib.suppress(ProcessLookupError):  # already gone
+        # Already gone: ESRCH, or EPERM on macOS for a group of zombies.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self._proc.pid, signum)

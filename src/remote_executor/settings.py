@@ -106,6 +106,25 @@ class Settings(BaseSettings):
     lease_seconds: int = Field(
         default=300, ge=3, le=43200, validation_alias="EXECUTOR_LEASE_SECONDS"
     )
+    max_attempts: int = Field(default=3, ge=1, le=1000, validation_alias="EXECUTOR_MAX_ATTEMPTS")
+    task_timeout_seconds: float = Field(
+        default=86_400.0, gt=0, validation_alias="EXECUTOR_TASK_TIMEOUT_SECONDS"
+    )
+    kill_grace_seconds: float = Field(
+        default=10.0, ge=0, validation_alias="EXECUTOR_KILL_GRACE_SECONDS"
+    )
+    task_memory_limit_mb: int | None = Field(
+        default=None, ge=64, validation_alias="EXECUTOR_TASK_MEMORY_LIMIT_MB"
+    )
+    shutdown_grace_seconds: float = Field(
+        default=100.0, ge=0, validation_alias="EXECUTOR_SHUTDOWN_GRACE_SECONDS"
+    )
+    signal_poll_seconds: float = Field(
+        default=3.0, gt=0, validation_alias="EXECUTOR_SIGNAL_POLL_SECONDS"
+    )
+    dead_letter_queue_url: str | None = Field(
+        default=None, validation_alias="EXECUTOR_DEAD_LETTER_QUEUE_URL"
+    )
     foreign_visibility_seconds: int = Field(
         default=30, ge=0, le=43200, validation_alias="EXECUTOR_FOREIGN_VISIBILITY_SECONDS"
     )

@@ -7,6 +7,7 @@ with a reason, and nothing runs half-configured.
 
 from __future__ import annotations
 
+import enum
 import json
 import shutil
 import threading
@@ -41,10 +42,36 @@ class TaskContext:
     report_max_chars: int = 800_000
     worker_id: str = "local"
     kill_grace_seconds: float = 10.0
+    timeout_seconds: float = 86_400.0
+    memory_limit_mb: int | None = None
+
+
+class StopKind(enum.Enum):
+    """Why a task was stopped early, which decides its status."""
+
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
+    LEASE_LOST = "lease lost"
+    SHUTDOWN = "shutdown"
+
+    @property
+    def status(self) -> Status:
+        """The terminal status of a task stopped this way (SHUTDOWN is released, not final)."""
+        return {StopKind.TIMEOUT: Status.TIMEOUT, StopKind.CANCELLED: Status.CANCELLED}.get(
+            self, Status.FAILURE
+        )
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+_STOPPED_TITLES = {
+    StopKind.TIMEOUT: "Timed out",
+    StopKind.CANCELLED: "Cancelled",
+    StopKind.LEASE_LOST: "Stopped",
+    StopKind.SHUTDOWN: "Stopped",
+}
 
 
 class Task:
@@ -62,7 +89,12 @@ class Task:
         self._notes: list[str] = []
         self._lock = threading.Lock()
         self._process: ProcessRun | None = None
-        self._stop_reason: str | None = None
+        self._stop: tuple[StopKind, str] | None = None
+
+    @property
+    def timeout_seconds(self) -> float:
+        """This task's limit: the request's own, or the executor's."""
+        return self.request.timeout_seconds or self._ctx.timeout_seconds
 
     def run(self) -> TaskResult:
         """Prepare, resolve, run, and say how it ended."""
@@ -85,23 +117,27 @@ class Task:
             )
         return self._result(outcome)
 
-    def stop(self, reason: str) -> None:
-        """Stop the subprocess if it runs; a task not yet started will not start."""
+    def stop(self, kind: StopKind, reason: str) -> None:
+        """Stop the subprocess if it runs (blocks up to the kill grace); the first reason wins.
+
+        A task not yet started will not start.
+        """
         with self._lock:
-            self._stop_reason = reason
+            if self._stop is None:
+                self._stop = (kind, reason)
             process = self._process
         if process is not None:
             process.stop(reason, self._ctx.kill_grace_seconds)
 
     @property
-    def stopped_because(self) -> str | None:
-        """Why ``stop`` was called, if it was."""
+    def stopped(self) -> tuple[StopKind, str] | None:
+        """How and why ``stop`` was first called, if it was."""
         with self._lock:
-            return self._stop_reason
+            return self._stop
 
-    def progress(self) -> TaskResult:
+    def progress(self, lines: list[str] | None = None) -> TaskResult:
         """A RUNNING result with the log so far, for the periodic update."""
-        return self._compose(Status.RUNNING, ["Running."], structured=None)
+        return self._compose(Status.RUNNING, lines or ["Running."], structured=None)
 
     @property
     def metadata_path(self) -> Path:
@@ -172,12 +208,32 @@ class Task:
     def _execute(self, prepared: PreparedRecipe, secrets: dict[str, str]) -> RunOutcome:
         recipe_path = self.dir / "recipe.yml"
         recipe_path.write_text(prepared.text, encoding="utf-8")
-        spec = RunSpec(self._argv(recipe_path), self._environment(secrets), self.dir, self.log_path)
+        spec = RunSpec(
+            self._argv(recipe_path),
+            self._environment(secrets),
+            self.dir,
+            self.log_path,
+            memory_limit_mb=self._ctx.memory_limit_mb,
+        )
         with self._lock:
-            if self._stop_reason is not None:
-                return RunOutcome(None, None, 0.0, self._stop_reason)
-            self._process = ProcessRun(spec, self._ctx.redactor, self.tail)
-        return self._process.wait()
+            if self._stop is not None:
+                return RunOutcome(None, None, 0.0, self._stop[1])
+            self._process = process = ProcessRun(spec, self._ctx.redactor, self.tail)
+        limit = self.timeout_seconds
+        source = (
+            "args.timeout_seconds of the request"
+            if self.request.timeout_seconds
+            else "EXECUTOR_TASK_TIMEOUT_SECONDS"
+        )
+        timer = threading.Timer(
+            limit, self.stop, (StopKind.TIMEOUT, f"limit {limit:g} s, set by {source}")
+        )
+        timer.daemon = True
+        timer.start()
+        try:
+            return process.wait()
+        finally:
+            timer.cancel()
 
     def _structured_report(self) -> str | None:
         try:
@@ -190,11 +246,20 @@ class Task:
         return redacted
 
     def _result(self, outcome: RunOutcome) -> TaskResult:
-        status = Status.SUCCESS if outcome.succeeded else Status.FAILURE
+        stopped = self.stopped
         if outcome.exit_code is None and outcome.signal_number is None:
-            return self._failure(f"Not started: {outcome.stopped_because}.")
+            status = stopped[0].status if stopped else Status.FAILURE
+            return self._compose(
+                status, [f"Not started: {outcome.stopped_because}."], None, duration=True
+            )
         structured = self._structured_report()
-        lines = [f"{'Succeeded' if outcome.succeeded else 'Failed'}: {outcome.describe()}."]
+        if stopped is not None:
+            status = stopped[0].status
+            lines = [f"{_STOPPED_TITLES[stopped[0]]}: {outcome.describe()}."]
+        elif outcome.succeeded:
+            status, lines = Status.SUCCESS, [f"Succeeded: {outcome.describe()}."]
+        else:
+            status, lines = Status.FAILURE, [f"Failed: {outcome.describe()}."]
         if structured is None:
             lines.append("The CLI wrote no structured report.")
         return self._compose(status, lines, structured, duration=True)

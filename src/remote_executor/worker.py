@@ -1,45 +1,41 @@
 """The worker loop: receive while slots are free, decide, run, report, acknowledge.
 
-Every message ends in one explicit outcome, decided in ``_decide`` and applied
-in ``_apply``: acknowledge (delete), or release (visible again, possibly after
-a delay). A message is deleted only after GMS accepted its terminal result.
+Every message ends in one explicit outcome (see ``outcome``), decided in
+``_decide``: acknowledge (delete), release (visible again, possibly after a
+delay), or dead-letter (moved aside with the reason). A message is deleted
+only after GMS accepted its terminal result; a message that cannot be decoded
+is never retried.
 """
 
 from __future__ import annotations
 
-import enum
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import structlog
 
 from remote_executor import __version__
-from remote_executor.errors import ExecutorError, GmsError, MessageError, QueueError
+from remote_executor.errors import (
+    GmsAuthError,
+    GmsError,
+    GmsRejectedError,
+    GmsUnavailableError,
+    MessageError,
+    QueueError,
+)
 from remote_executor.gms import Reporter
 from remote_executor.messages import parse_envelope, parse_input
 from remote_executor.models import ExecutionRequest, Status, TaskResult
-from remote_executor.queue.base import Lease, Queue
+from remote_executor.outcome import Decision, Outcome, end_message
+from remote_executor.queue.base import MAX_VISIBILITY_SECONDS, Lease, Queue
 from remote_executor.queue.lease import LeaseKeeper
-from remote_executor.task import Task, TaskContext
+from remote_executor.task import StopKind, Task, TaskContext
+from remote_executor.watch import CancelWatcher, ProgressUpdater, describe_kill
 
 log = structlog.get_logger("remote_executor.worker")
-
-
-class Outcome(enum.Enum):
-    """How a message ends."""
-
-    ACKNOWLEDGE = "acknowledge"
-    RELEASE = "release"
-
-
-@dataclass(frozen=True)
-class Decision:
-    """An outcome, with the delay before a released message is visible again."""
-
-    outcome: Outcome
-    reason: str
-    delay_seconds: int = 0
+TERMINAL = frozenset(status.value for status in Status if status.is_terminal)
 
 
 @dataclass(frozen=True)
@@ -52,37 +48,14 @@ class WorkerConfig:
     report_interval_seconds: float = 5.0
     poll_wait_seconds: int = 20
     foreign_visibility_seconds: int = 30
-
-
-class ProgressUpdater:
-    """Reports RUNNING with the log tail while the log grows; stopped before the final write."""
-
-    def __init__(self, task: Task, reporter: Reporter, interval_seconds: float) -> None:
-        self._task = task
-        self._reporter = reporter
-        self._interval = interval_seconds
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="progress", daemon=True)
-
-    def __enter__(self) -> ProgressUpdater:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        # Joining waits out a report in flight, so no RUNNING can land after the end.
-        self._stop.set()
-        self._thread.join()
-
-    def _loop(self) -> None:
-        seen = self._task.tail.version
-        while not self._stop.wait(self._interval):
-            if self._task.tail.version == seen:
-                continue
-            seen = self._task.tail.version
-            try:
-                self._reporter.report(self._task.request.urn, self._task.progress())
-            except GmsError as exc:
-                log.warning("progress report failed", error=str(exc))
+    max_attempts: int = 3
+    shutdown_grace_seconds: float = 100.0
+    signal_poll_seconds: float = 3.0
+    # How long a message released after a GMS failure stays invisible.
+    retry_delay_seconds: int = 30
+    # While GMS refuses the token, how often to ask again.
+    token_recheck_seconds: float = 60.0
+    max_visibility_seconds: float = MAX_VISIBILITY_SECONDS
 
 
 class Worker:
@@ -95,21 +68,59 @@ class Worker:
         self._reporter = reporter
         self._context = context
         self._config = config
-        self._keeper = LeaseKeeper(queue, config.lease_seconds)
+        self._keeper = LeaseKeeper(
+            queue, config.lease_seconds, self._lease_lost, config.max_visibility_seconds
+        )
+        self._watcher = CancelWatcher(
+            reporter, config.signal_poll_seconds, self._cancel, self._refused
+        )
         self._pool = ThreadPoolExecutor(config.max_concurrent_tasks, thread_name_prefix="task")
         self._slots = threading.Semaphore(config.max_concurrent_tasks)
         self._stopping = threading.Event()
+        self._forced = threading.Event()
+        self._grace_timer: threading.Timer | None = None
+        self._unready: str | None = None
         self._tasks: dict[str, Task] = {}
         self._lock = threading.Lock()
 
+    @property
+    def ready(self) -> bool:
+        """Taking work: not stopping, and GMS accepts the token."""
+        return not self._stopping.is_set() and self._unready is None
+
     def stop(self, force: bool = False) -> None:
-        """Stop receiving; with ``force``, also stop running tasks and release their messages."""
-        self._stopping.set()
+        """Drain: stop receiving; running tasks get the shutdown grace, then are stopped.
+
+        With ``force`` (a second signal), running tasks are stopped at once. Stopped
+        tasks' messages are released for a retry by another worker.
+        """
+        with self._lock:
+            first = not self._stopping.is_set()
+            self._stopping.set()
+        if first:
+            grace = self._config.shutdown_grace_seconds
+            log.info("draining: no new work", running=len(self._tasks), grace_seconds=grace)
+            self._grace_timer = threading.Timer(
+                grace, self._stop_running, (f"the shutdown grace of {grace:g} s ran out",)
+            )
+            self._grace_timer.daemon = True
+            self._grace_timer.start()
         if force:
-            with self._lock:
-                tasks = list(self._tasks.values())
-            for task in tasks:
-                task.stop("worker shutting down")
+            self._stop_running("a second stop signal")
+
+    def _stop_running(self, why: str) -> None:
+        self._forced.set()
+        with self._lock:
+            tasks = list(self._tasks.values())
+        if tasks:
+            log.warning("stopping running tasks", count=len(tasks), because=why)
+        for task in tasks:
+            self._stop_task(task, StopKind.SHUTDOWN, f"worker shutting down: {why}")
+
+    @staticmethod
+    def _stop_task(task: Task, kind: StopKind, reason: str) -> None:
+        # Task.stop waits out the kill grace: never block the caller's thread with it.
+        threading.Thread(target=task.stop, args=(kind, reason), daemon=True).start()
 
     def run(self) -> None:
         """Receive and run until ``stop``; then wait for the running tasks."""
@@ -117,17 +128,49 @@ class Worker:
             "Starting remote executor worker",
             worker_id=self._config.worker_id,
             queue=self._queue.url,
+            dead_letter_queue=self._queue.dead_letter_url,
             version=__version__,
             max_concurrent_tasks=self._config.max_concurrent_tasks,
         )
         self._keeper.start()
+        self._watcher.start()
         try:
             while not self._stopping.is_set():
-                self._receive_once()
+                if self._unready is not None:
+                    self._wait_for_token()
+                else:
+                    self._receive_once()
         finally:
             self._pool.shutdown(wait=True)
+            if self._grace_timer is not None:
+                self._grace_timer.cancel()
             self._keeper.stop()
+            self._watcher.stop()
             log.info("worker stopped", worker_id=self._config.worker_id)
+
+    def _refused(self, exc: GmsAuthError) -> None:
+        if self._unready is None:
+            log.error(
+                "GMS refuses the executor's token: taking no new work until it is accepted; "
+                "check DATAHUB_GMS_TOKEN",
+                error=str(exc),
+                recheck_seconds=self._config.token_recheck_seconds,
+            )
+        self._unready = str(exc)
+
+    def _wait_for_token(self) -> None:
+        if self._stopping.wait(self._config.token_recheck_seconds):
+            return
+        try:
+            self._reporter.check_token()
+        except GmsAuthError as exc:
+            self._unready = str(exc)
+            return
+        except GmsError as exc:
+            log.warning("cannot check the token yet", error=str(exc))
+            return
+        log.info("GMS accepts the token again: taking work")
+        self._unready = None
 
     def _receive_once(self) -> None:
         free = 0
@@ -139,6 +182,8 @@ class Worker:
                 return
             free = 1
         try:
+            # A poll in flight is never abandoned: a consumer that leaves mid-poll can still
+            # be handed a message, which would then stay invisible for its whole lease.
             leases = self._queue.receive(
                 free, self._config.poll_wait_seconds, self._config.lease_seconds
             )
@@ -147,11 +192,12 @@ class Worker:
             leases = []
             self._stopping.wait(5.0)
         for lease in leases:
-            if self._stopping.is_set():
-                self._end(lease, Decision(Outcome.RELEASE, "worker is stopping"))
+            if not self.ready:
+                end_message(
+                    self._queue, lease, Decision(Outcome.RELEASE, "worker is not taking work")
+                )
                 self._slots.release()
                 continue
-            self._keeper.hold(lease)
             self._pool.submit(self._process, lease)
         for _ in range(free - len(leases)):
             self._slots.release()
@@ -165,22 +211,7 @@ class Worker:
         finally:
             self._keeper.drop(lease)
             self._slots.release()
-        self._end(lease, decision)
-
-    def _end(self, lease: Lease, decision: Decision) -> None:
-        try:
-            if decision.outcome is Outcome.ACKNOWLEDGE:
-                self._queue.delete(lease)
-            else:
-                self._queue.release(lease, decision.delay_seconds)
-        except QueueError as exc:
-            log.error("could not end message", message_id=lease.message_id, error=str(exc))
-        log.info(
-            "message ended",
-            message_id=lease.message_id,
-            outcome=decision.outcome.value,
-            reason=decision.reason,
-        )
+        end_message(self._queue, lease, decision)
 
     def _decide(self, lease: Lease) -> Decision:
         try:
@@ -195,8 +226,11 @@ class Worker:
             request = parse_input(envelope.urn, value)
         except MessageError as exc:
             return self._reject(lease, exc)
+        except GmsAuthError as exc:
+            self._refused(exc)
+            return Decision(Outcome.RELEASE, f"GMS refuses the token: {exc}")
         except GmsError as exc:
-            return Decision(Outcome.RELEASE, f"could not read the truncated input: {exc}", 30)
+            return self._retry_later(f"could not read the truncated input: {exc}")
         if request.executor_id != self._config.worker_id:
             log.warning(
                 "message for another executor left for its owner",
@@ -208,70 +242,170 @@ class Worker:
                 f"executorId is {request.executor_id!r}, not ours",
                 self._config.foreign_visibility_seconds,
             )
-        return self._run(request, lease)
+        try:
+            return self._run(request, lease)
+        except GmsAuthError as exc:
+            self._refused(exc)
+            return Decision(Outcome.RELEASE, f"GMS refuses the token: {exc}")
+
+    def _retry_later(self, reason: str) -> Decision:
+        return Decision(Outcome.RELEASE, reason, self._config.retry_delay_seconds)
 
     def _reject(self, lease: Lease, exc: MessageError) -> Decision:
         reason = f"Rejected the execution request message: {exc}"
         if exc.urn is None:
-            log.error(
-                "unusable message dropped",
-                message_id=lease.message_id,
-                error=str(exc),
-                body=lease.body,
-            )
-            return Decision(Outcome.ACKNOWLEDGE, str(exc))
+            log.error("undecodable message", message_id=lease.message_id, error=str(exc))
+            return Decision(Outcome.DEAD_LETTER, str(exc))
         log.error("bad execution request", request_urn=exc.urn, error=str(exc))
-        start = lease.first_receive_ms or lease.sent_ms or 0
-        result = TaskResult(
-            status=Status.FAILURE, report=reason, start_time_ms=start, duration_ms=0
-        )
         try:
-            self._reporter.report(exc.urn, result)
-        except GmsError as report_exc:
+            self._reporter.report(exc.urn, self._result(lease, Status.FAILURE, reason))
+        except GmsUnavailableError as report_exc:
             # Keep the message: deleting it would lose the only trace of the failure in GMS.
             log.error(
                 "could not report the bad message; kept for a retry",
                 request_urn=exc.urn,
                 error=str(report_exc),
             )
-            return Decision(Outcome.RELEASE, f"failure not accepted by GMS: {report_exc}", 30)
-        return Decision(Outcome.ACKNOWLEDGE, str(exc))
+            return self._retry_later(f"failure not accepted by GMS: {report_exc}")
+        except GmsRejectedError as report_exc:
+            return Decision(
+                Outcome.DEAD_LETTER, f"{exc}; GMS refused its FAILURE result: {report_exc}"
+            )
+        return Decision(Outcome.DEAD_LETTER, str(exc))
+
+    @staticmethod
+    def _result(lease: Lease, status: Status, report: str) -> TaskResult:
+        start = lease.first_receive_ms or lease.sent_ms or int(time.time() * 1000)
+        return TaskResult(status=status, report=report, start_time_ms=start, duration_ms=0)
 
     def _run(self, request: ExecutionRequest, lease: Lease) -> Decision:
         bound = log.bind(request_urn=request.urn, task=request.task.value)
         try:
-            existing = self._reporter.read_result(request.urn)
-        except GmsError as exc:
-            bound.error("cannot read the existing result", error=str(exc))
-            return Decision(Outcome.RELEASE, f"GMS unavailable: {exc}", 30)
-        if existing and existing.get("status") in {s.value for s in Status if s.is_terminal}:
-            bound.info("already finished, acknowledging", status=existing["status"])
-            return Decision(Outcome.ACKNOWLEDGE, f"already {existing['status']}")
+            refusal = self._preflight(request, lease)
+        except GmsUnavailableError as exc:
+            bound.error("cannot read the request's state in GMS", error=str(exc))
+            return self._retry_later(f"GMS unavailable: {exc}")
+        if refusal is not None:
+            return refusal
+        try:
+            self._keeper.secure(lease)
+        except QueueError as exc:
+            bound.error("could not extend the lease; not started", error=str(exc))
+            return self._retry_later(f"lease not extended, not started: {exc}")
         task = Task(request, self._context)
         with self._lock:
             self._tasks[lease.message_id] = task
+        self._watcher.watch(task)
         try:
-            return self._execute(task, bound)
+            return self._execute(task, lease, bound)
         finally:
+            self._watcher.forget(task)
             with self._lock:
                 self._tasks.pop(lease.message_id, None)
 
-    def _execute(self, task: Task, bound: structlog.typing.FilteringBoundLogger) -> Decision:
+    def _preflight(self, request: ExecutionRequest, lease: Lease) -> Decision | None:
+        """Why this request must not run now, or None: already finished, killed, too many
+        attempts, or the worker is stopping."""
+        existing = self._reporter.read_result(request.urn)
+        if existing and existing.get("status") in TERMINAL:
+            log.info("already finished, acknowledging", request_urn=request.urn)
+            return Decision(Outcome.ACKNOWLEDGE, f"already {existing['status']}")
+        signal_value = self._reporter.read_signal(request.urn)
+        kill = describe_kill(signal_value) if signal_value else None
+        if kill is not None:
+            return self._finish_early(lease, request, Status.CANCELLED, f"Cancelled: {kill}.")
+        attempts = lease.receive_count - 1
+        if attempts >= self._config.max_attempts:
+            return self._finish_early(
+                lease,
+                request,
+                Status.FAILURE,
+                f"Failed: gave up after {attempts} attempts (EXECUTOR_MAX_ATTEMPTS="
+                f"{self._config.max_attempts}); each ended without a result, for instance "
+                "because its worker was killed or GMS did not accept the result. See the "
+                "workers' logs for this request.",
+            )
+        if self._stopping.is_set():
+            return Decision(Outcome.RELEASE, "worker is stopping")
+        return None
+
+    def _finish_early(
+        self, lease: Lease, request: ExecutionRequest, status: Status, report: str
+    ) -> Decision:
+        log.warning("ended without running", request_urn=request.urn, status=status.value)
+        try:
+            self._reporter.report(request.urn, self._result(lease, status, report))
+        except GmsUnavailableError as exc:
+            return self._retry_later(f"{status.value} not accepted by GMS: {exc}")
+        return Decision(Outcome.ACKNOWLEDGE, f"{status.value} without running")
+
+    def _execute(
+        self, task: Task, lease: Lease, bound: structlog.typing.FilteringBoundLogger
+    ) -> Decision:
         urn = task.request.urn
         try:
             self._reporter.report(urn, task.progress())
+        except GmsAuthError:
+            raise
         except GmsError as exc:
             bound.warning("RUNNING report failed; running anyway", error=str(exc))
-        bound.info("task started")
+        bound.info("task started", timeout_seconds=task.timeout_seconds)
         with ProgressUpdater(task, self._reporter, self._config.report_interval_seconds):
             result = task.run()
-        if task.stopped_because is not None and self._stopping.is_set():
-            bound.warning("task stopped by shutdown; released for a retry")
-            return Decision(Outcome.RELEASE, "stopped by worker shutdown")
+        stopped = task.stopped
+        if stopped is not None and stopped[0] is StopKind.SHUTDOWN:
+            return self._released_by_shutdown(task, stopped[1], bound)
         bound.info("task finished", status=result.status.value, log=str(task.log_path))
+        return self._report_final(task, result, lease, bound)
+
+    def _released_by_shutdown(
+        self, task: Task, reason: str, bound: structlog.typing.FilteringBoundLogger
+    ) -> Decision:
+        bound.warning("task stopped by shutdown; released for a retry", reason=reason)
+        note = f"Stopped by {reason}. The request was released for a retry by another worker."
         try:
-            self._reporter.report(urn, result)
-        except ExecutorError as exc:
-            bound.error("final report not accepted; message kept for a retry", error=str(exc))
-            return Decision(Outcome.RELEASE, f"final report not accepted: {exc}")
-        return Decision(Outcome.ACKNOWLEDGE, result.status.value)
+            self._reporter.report(task.request.urn, task.progress([note]))
+        except GmsError as exc:
+            bound.warning("could not note the shutdown in GMS", error=str(exc))
+        return Decision(Outcome.RELEASE, "stopped by worker shutdown")
+
+    def _report_final(
+        self,
+        task: Task,
+        result: TaskResult,
+        lease: Lease,
+        bound: structlog.typing.FilteringBoundLogger,
+    ) -> Decision:
+        """Write the terminal result, retrying while GMS is down; the lease is kept meanwhile."""
+        delay = 1.0
+        while True:
+            try:
+                self._reporter.report(task.request.urn, result)
+            except GmsAuthError:
+                raise
+            except GmsUnavailableError as exc:
+                if self._forced.is_set():
+                    return Decision(Outcome.RELEASE, f"final report not accepted: {exc}")
+                bound.error("final report not accepted yet; retrying", error=str(exc))
+                self._forced.wait(delay)
+                delay = min(delay * 2, 60.0)
+                continue
+            except GmsRejectedError as exc:
+                bound.error("GMS refused the final report", error=str(exc))
+                return self._retry_later(f"final report refused: {exc}")
+            return Decision(Outcome.ACKNOWLEDGE, result.status.value)
+
+    def _cancel(self, task: Task, reason: str) -> None:
+        log.warning("cancelling task", request_urn=task.request.urn, reason=reason)
+        self._stop_task(task, StopKind.CANCELLED, reason)
+
+    def _lease_lost(self, lease: Lease, reason: str) -> None:
+        with self._lock:
+            task = self._tasks.get(lease.message_id)
+        if task is not None:
+            self._stop_task(
+                task,
+                StopKind.LEASE_LOST,
+                f"the message's lease was lost ({reason}); stopped so that no second copy "
+                "runs beside this one",
+            )

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from remote_executor.gms import MemoryReporter
 from remote_executor.models import ExecutionRequest, TaskKind
 from remote_executor.queue import Lease, MemoryQueue
+from remote_executor.queue.base import Queue
 from remote_executor.sandbox.aws import AwsSandbox
 from remote_executor.secrets import Redactor, StaticSecretResolver
 from remote_executor.task import TaskContext
+from remote_executor.worker import Worker, WorkerConfig
 
 FAKE_DATAHUB = Path(__file__).parent / "fixtures" / "fake_datahub.py"
 FAKE_COMMAND = (sys.executable, str(FAKE_DATAHUB))
@@ -133,3 +138,37 @@ def aws_box() -> Iterator[AwsSandbox]:
         yield box
     finally:
         box.stop()
+
+
+@pytest.fixture
+def running(make_context: Callable[..., TaskContext]) -> Callable[..., Any]:
+    """``with running(queue, reporter, secrets=None, **config) as worker``: Worker.run in a thread.
+
+    Leaving the block stops the worker (warm stop) and joins it, so every report the
+    worker will ever make has been made when the assertions run.
+    """
+
+    @contextmanager
+    def run(
+        queue: Queue, reporter: MemoryReporter, secrets: dict[str, str] | None = None, **config: Any
+    ) -> Iterator[Worker]:
+        settings: dict[str, Any] = {
+            "worker_id": "remote",
+            "poll_wait_seconds": 1,
+            "report_interval_seconds": 0.2,
+            "lease_seconds": 30,
+            "shutdown_grace_seconds": 2.0,
+            **config,
+        }
+        context = make_context(secrets=StaticSecretResolver(secrets or {}))
+        worker = Worker(queue, reporter, context, WorkerConfig(**settings))
+        thread = threading.Thread(target=worker.run, name="worker-under-test", daemon=True)
+        thread.start()
+        try:
+            yield worker
+        finally:
+            worker.stop()
+            thread.join(timeout=60)
+            assert not thread.is_alive(), "the worker did not stop"
+
+    return run

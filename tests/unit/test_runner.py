@@ -124,7 +124,9 @@ def test_signal_is_described_by_name(start: Callable[..., ProcessRun]) -> None:
     assert (outcome.exit_code, outcome.signal_number) == (None, 9)
     assert not outcome.succeeded
     assert re.fullmatch(
-        r"datahub killed by signal SIGKILL \(9\) after \d+\.\d s", outcome.describe()
+        r"datahub killed by signal SIGKILL \(9\), not by this executor: usually the kernel's "
+        r"out-of-memory killer \(the container's memory limit\) after \d+\.\d s",
+        outcome.describe(),
     )
 
 

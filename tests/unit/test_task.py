@@ -9,11 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from remote_executor.models import ExecutionRequest, Status, TaskKind, TaskResult
 from remote_executor.secrets import MASK, Redactor, StaticSecretResolver
-from remote_executor.task import Task, TaskContext
+from remote_executor.task import StopKind, Task, TaskContext
 
 MakeRequest = Callable[..., ExecutionRequest]
 MakeContext = Callable[..., TaskContext]
@@ -366,42 +367,115 @@ def test_report_is_trimmed_to_the_limit(
     assert result.report.endswith("line 0399 of the fake ingestion output\n")
 
 
-def test_stop_before_start_never_starts(
+def test_cancel_before_start_never_starts(
     make_request: MakeRequest, make_context: MakeContext, markers: Path
 ) -> None:
     task = Task(make_request({"marker_dir": str(markers)}), make_context())
-    task.stop("cancelled by user")
+    task.stop(StopKind.CANCELLED, "KILL signal from urn:li:corpuser:ann")
 
     result = task.run()
 
-    assert result.status is Status.FAILURE
-    assert "Failed: Not started: cancelled by user." in result.report.splitlines()
+    assert result.status is Status.CANCELLED
+    assert "Not started: KILL signal from urn:li:corpuser:ann." in result.report.splitlines()
     assert ran(markers) == []
-    assert task.stopped_because == "cancelled by user"
+    assert task.stopped == (StopKind.CANCELLED, "KILL signal from urn:li:corpuser:ann")
 
 
-def test_stop_while_running_ends_the_child(
+def _run_in_thread(task: Task) -> tuple[threading.Thread, list[TaskResult]]:
+    results: list[TaskResult] = []
+    thread = threading.Thread(target=lambda: results.append(task.run()))
+    thread.start()
+    return thread, results
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        (StopKind.CANCELLED, Status.CANCELLED, "Cancelled"),
+        (StopKind.LEASE_LOST, Status.FAILURE, "Stopped"),
+        (StopKind.SHUTDOWN, Status.FAILURE, "Stopped"),
+    ],
+)
+def test_stop_while_running_ends_the_child_with_its_status(
     make_request: MakeRequest,
     make_context: MakeContext,
     markers: Path,
     wait_for: Callable[..., bool],
+    case: tuple[StopKind, Status, str],
 ) -> None:
+    kind, status, title = case
     task = Task(make_request({"marker_dir": str(markers), "sleep_seconds": 300}), make_context())
-    results: list[TaskResult] = []
-    thread = threading.Thread(target=lambda: results.append(task.run()))
-    thread.start()
+    thread, results = _run_in_thread(task)
     assert wait_for(lambda: ran(markers))
 
-    task.stop("cancelled by test")
+    task.stop(kind, "told to by the test")
+    task.stop(StopKind.TIMEOUT, "a later reason loses")
     thread.join(timeout=30)
 
     [result] = results
-    assert result.status is Status.FAILURE
+    assert result.status is status
     assert re.search(
-        r"^Failed: datahub stopped \(cancelled by test\): killed by signal SIGTERM \(15\) after",
+        rf"^{title}: datahub stopped \(told to by the test\): killed by signal SIGTERM \(15\) "
+        r"after \d+\.\d s\.$",
         result.report,
         re.M,
     )
+
+
+def test_timeout_from_the_request_ends_a_hung_child_as_timeout(
+    make_request: MakeRequest, make_context: MakeContext, markers: Path
+) -> None:
+    request = make_request({"marker_dir": str(markers), "sleep_seconds": 300}, timeout_seconds=1)
+    task = Task(request, make_context(timeout_seconds=3600))
+
+    result = task.run()
+
+    assert result.status is Status.TIMEOUT
+    assert re.search(
+        r"^Timed out: datahub stopped \(limit 1 s, set by args.timeout_seconds of the "
+        r"request\): killed by signal SIGTERM \(15\) after \d+\.\d s\.$",
+        result.report,
+        re.M,
+    )
+
+
+def test_timeout_of_the_executor_applies_without_one_in_the_request(
+    make_request: MakeRequest, make_context: MakeContext
+) -> None:
+    task = Task(make_request({"sleep_seconds": 300}), make_context(timeout_seconds=0.5))
+
+    result = task.run()
+
+    assert result.status is Status.TIMEOUT
+    assert "limit 0.5 s, set by EXECUTOR_TASK_TIMEOUT_SECONDS" in result.report
+
+
+def test_memory_limit_ends_a_hog_as_out_of_memory(
+    make_request: MakeRequest, make_context: MakeContext
+) -> None:
+    task = Task(make_request({"hog_memory_mb": 2048}), make_context(memory_limit_mb=200))
+
+    result = task.run()
+
+    assert result.status is Status.FAILURE
+    match = re.search(
+        r"^Failed: datahub out of memory \(limit 200 MiB, peak (\d+) MiB\): exited with code 1 "
+        r"after \d+\.\d s\.$",
+        result.report,
+        re.M,
+    )
+    assert match, result.report
+    # RSS also counts the interpreter's code, which RLIMIT_DATA does not.
+    assert 100 < int(match.group(1)) < 300
+    assert "MemoryError" in result.report
+
+
+def test_memory_within_the_limit_succeeds(
+    make_request: MakeRequest, make_context: MakeContext
+) -> None:
+    task = Task(make_request({"hog_memory_mb": 64}), make_context(memory_limit_mb=400))
+
+    assert task.run().status is Status.SUCCESS
 
 
 def test_progress_is_running_with_the_log(

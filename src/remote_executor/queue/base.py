@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Protocol
+
+# SQS keeps a message invisible for at most 12 hours from the receive that leased it.
+MAX_VISIBILITY_SECONDS = 12 * 3600
 
 
 @dataclass(frozen=True)
@@ -16,6 +20,7 @@ class Lease:
     receive_count: int = 1
     first_receive_ms: int | None = None
     sent_ms: int | None = None
+    received_at: float = field(default_factory=time.monotonic, compare=False)
 
 
 class Queue(Protocol):
@@ -40,6 +45,15 @@ class Queue(Protocol):
 
     def delete(self, lease: Lease) -> None:
         """Acknowledge: the message is done and must never come back."""
+        ...
+
+    @property
+    def dead_letter_url(self) -> str | None:
+        """Where undecodable messages go, or None when the queue has no dead-letter queue."""
+        ...
+
+    def dead_letter(self, lease: Lease, reason: str) -> None:
+        """Move the message to the dead-letter queue with ``reason``, then delete it here."""
         ...
 
     def send(self, body: str) -> str:

@@ -7,7 +7,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from remote_executor.errors import LeaseLostError
+from remote_executor.errors import LeaseLostError, QueueError
 from remote_executor.queue.base import Lease
 
 
@@ -25,8 +25,11 @@ class _Stored:
 class MemoryQueue:
     """Keeps messages in a list; receipts go stale when a message is received again."""
 
-    def __init__(self, url: str = "memory://queue") -> None:
+    def __init__(self, url: str = "memory://queue", dead_letters: bool = False) -> None:
         self._url = url
+        self._dead_letter_url = f"{url}-dead-letters" if dead_letters else None
+        # (body, reason) of every dead-lettered message, when dead letters are on.
+        self.dead_letters: list[tuple[str, str]] = []
         self._messages: dict[str, _Stored] = {}
         self._ids = itertools.count(1)
         self._cond = threading.Condition()
@@ -95,6 +98,18 @@ class MemoryQueue:
             self._held(lease)
             del self._messages[lease.message_id]
             self.deleted.append(lease.message_id)
+
+    @property
+    def dead_letter_url(self) -> str | None:
+        return self._dead_letter_url
+
+    def dead_letter(self, lease: Lease, reason: str) -> None:
+        if self._dead_letter_url is None:
+            raise QueueError(f"{self._url} has no dead-letter queue")
+        with self._cond:
+            self._held(lease)
+            self.dead_letters.append((lease.body, reason))
+            del self._messages[lease.message_id]
 
     def attributes(self) -> dict[str, str]:
         with self._cond:

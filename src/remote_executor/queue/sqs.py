@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ _LEASE_GONE = {
     "AWS.SimpleQueueService.MessageNotInflight",
     "MessageNotInflight",
 }
+MAX_REASON_CHARS = 1000
 _REGION_IN_URL = re.compile(r"^https://(?:sqs\.)?([a-z]{2}(?:-[a-z]+)+-\d)\.")
 _SYSTEM_ATTRIBUTES: Any = [
     "ApproximateReceiveCount",
@@ -44,12 +46,17 @@ def _error_text(exc: ClientError) -> str:
 class SqsQueue:
     """One SQS queue; every call is wrapped into QueueError or LeaseLostError."""
 
-    def __init__(self, queue_url: str, client: SQSClient) -> None:
+    def __init__(
+        self, queue_url: str, client: SQSClient, dead_letter_url: str | None = None
+    ) -> None:
         self._url = queue_url
         self._client = client
+        self._dead_letter_url = dead_letter_url
 
     @classmethod
-    def create(cls, queue_url: str, region: str | None = None) -> SqsQueue:
+    def create(
+        cls, queue_url: str, region: str | None = None, dead_letter_url: str | None = None
+    ) -> SqsQueue:
         """A queue with a client from boto3's configuration; region from the URL if unset."""
         region = region or boto3.session.Session().region_name or region_from_url(queue_url)
         try:
@@ -58,7 +65,7 @@ class SqsQueue:
             raise ConfigurationError(
                 f"cannot use the queue {queue_url}: {exc}; set AWS_REGION"
             ) from exc
-        return cls(queue_url, client)
+        return cls(queue_url, client, dead_letter_url)
 
     @property
     def url(self) -> str:
@@ -90,6 +97,49 @@ class SqsQueue:
             raise QueueError(
                 f"delete of message {lease.message_id} failed: {self._describe(exc)}"
             ) from exc
+
+    @property
+    def dead_letter_url(self) -> str | None:
+        return self._dead_letter_url
+
+    def find_dead_letter_queue(self) -> str | None:
+        """Use the queue's own RedrivePolicy target unless a dead-letter URL was given."""
+        if self._dead_letter_url is None:
+            policy = json.loads(self.attributes().get("RedrivePolicy") or "{}")
+            target = str(policy.get("deadLetterTargetArn", ""))
+            parts = target.split(":")
+            if len(parts) == 6 and parts[2] == "sqs":
+                try:
+                    response = self._client.get_queue_url(
+                        QueueName=parts[5], QueueOwnerAWSAccountId=parts[4]
+                    )
+                except (ClientError, BotoCoreError) as exc:
+                    raise QueueError(
+                        f"dead-letter queue {target} of {self._url}: {self._describe(exc)}"
+                    ) from exc
+                self._dead_letter_url = response["QueueUrl"]
+        return self._dead_letter_url
+
+    def dead_letter(self, lease: Lease, reason: str) -> None:
+        if self._dead_letter_url is None:
+            raise QueueError(f"{self._url} has no dead-letter queue")
+        attributes: Any = {
+            "reason": {"DataType": "String", "StringValue": reason[:MAX_REASON_CHARS]},
+            "source_message_id": {"DataType": "String", "StringValue": lease.message_id},
+            "receive_count": {"DataType": "Number", "StringValue": str(lease.receive_count)},
+        }
+        try:
+            self._client.send_message(
+                QueueUrl=self._dead_letter_url,
+                MessageBody=lease.body or "(empty body)",
+                MessageAttributes=attributes,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise QueueError(
+                f"send to the dead-letter queue {self._dead_letter_url} failed: "
+                f"{self._describe(exc)}"
+            ) from exc
+        self.delete(lease)
 
     def send(self, body: str) -> str:
         try:

@@ -1,0 +1,248 @@
+"""Worker semantics users rely on: dead letters, cancel, attempts, drain, leases, tokens."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from remote_executor.errors import GmsAuthError, LeaseLostError, QueueError
+from remote_executor.gms import MemoryReporter
+from remote_executor.models import Status, request_urn
+from remote_executor.queue import Lease, MemoryQueue
+from remote_executor.runner import group_has_live_members
+from remote_executor.worker import Worker
+from tests.unit.worker_support import WaitFor, edited_message, message, runs, terminal
+
+Running = Callable[..., Any]
+KILL = {
+    "signal": "KILL",
+    "executorId": "remote",
+    "createdAt": {"time": 1700000000000, "actor": "urn:li:corpuser:ann"},
+}
+
+
+def child_pids(markers: Path) -> list[int]:
+    return [json.loads(path.read_text())["pid"] for path in markers.glob("*.json")]
+
+
+def test_bad_messages_go_to_the_dead_letter_queue_with_the_reason(
+    running: Running, wait_for: WaitFor, recipe_yaml: Callable[..., str]
+) -> None:
+    queue, reporter = MemoryQueue(dead_letters=True), MemoryReporter()
+    queue.send("not json at all")
+    unknown = edited_message("bad-1", recipe_yaml({}), task="REBOOT")
+    queue.send(unknown)
+    queue.send(message("good-1", recipe_yaml({})))
+
+    with running(queue, reporter):
+        assert wait_for(lambda: len(queue) == 0)
+
+    assert sorted(queue.dead_letters) == sorted(
+        [
+            (
+                "not json at all",
+                "message body is not JSON (Expecting value: line 1 column 1 (char 0))",
+            ),
+            (unknown, "unknown task 'REBOOT': this executor runs RUN_INGEST and TEST_CONNECTION"),
+        ]
+    )
+    assert reporter.statuses(request_urn("bad-1")) == ["FAILURE"]
+    assert reporter.statuses(request_urn("good-1"))[-1] == "SUCCESS"
+
+
+def test_kill_signal_cancels_a_running_task_and_its_whole_group(
+    running: Running, wait_for: WaitFor, recipe_yaml: Callable[..., str], markers: Path
+) -> None:
+    queue, reporter = MemoryQueue(), MemoryReporter()
+    urn = request_urn("kill-1")
+    queue.send(message("kill-1", recipe_yaml({"marker_dir": str(markers), "sleep_seconds": 300})))
+
+    with running(queue, reporter, signal_poll_seconds=0.2):
+        assert wait_for(lambda: runs(markers) == 1)
+        reporter.signals[urn] = KILL
+        assert wait_for(lambda: len(queue) == 0)
+
+    final = reporter.results[urn][-1]
+    assert final.status is Status.CANCELLED
+    assert re.search(
+        r"^Cancelled: datahub stopped \(KILL signal from urn:li:corpuser:ann at "
+        r"2023-11-14 22:13:20 UTC\): killed by signal SIGTERM \(15\) after \d+\.\d s\.$",
+        final.report,
+        re.M,
+    )
+    assert not any(group_has_live_members(pid) for pid in child_pids(markers))
+
+
+def test_kill_before_start_cancels_without_running(
+    running: Running, wait_for: WaitFor, recipe_yaml: Callable[..., str], markers: Path
+) -> None:
+    queue, reporter = MemoryQueue(), MemoryReporter()
+    urn = request_urn("kill-2")
+    reporter.signals[urn] = KILL
+    queue.send(message("kill-2", recipe_yaml({"marker_dir": str(markers)})))
+
+    with running(queue, reporter):
+        assert wait_for(lambda: len(queue) == 0)
+
+    assert reporter.statuses(urn) == ["CANCELLED"]
+    assert reporter.results[urn][-1].report == (
+        "Cancelled: KILL signal from urn:li:corpuser:ann at 2023-11-14 22:13:20 UTC."
+    )
+    assert runs(markers) == 0
+
+
+def test_redelivered_past_max_attempts_gives_up_without_running(
+    running: Running, wait_for: WaitFor, recipe_yaml: Callable[..., str], markers: Path
+) -> None:
+    queue, reporter = MemoryQueue(), MemoryReporter()
+    urn = request_urn("tired-1")
+    message_id = queue.send(message("tired-1", recipe_yaml({"marker_dir": str(markers)})))
+    for _ in range(3):  # three earlier attempts that ended without a result
+        queue.receive(1, 0, 0)
+
+    with running(queue, reporter, max_attempts=3):
+        assert wait_for(lambda: len(queue) == 0)
+
+    assert reporter.statuses(urn) == ["FAILURE"]
+    assert reporter.results[urn][-1].report.startswith(
+        "Failed: gave up after 3 attempts (EXECUTOR_MAX_ATTEMPTS=3); each ended without a result"
+    )
+    assert queue.deleted == [message_id]
+    assert runs(markers) == 0
+
+
+def test_drain_lets_a_running_task_finish_within_the_grace(
+    running: Running, wait_for: WaitFor, recipe_yaml: Callable[..., str], markers: Path
+) -> None:
+    queue, reporter = MemoryQueue(), MemoryReporter()
+    queue.send(message("drain-1", recipe_yaml({"marker_dir": str(markers), "sleep_seconds": 1})))
+
+    with running(queue, reporter, shutdown_grace_seconds=60) as worker:
+        assert wait_for(lambda: runs(markers) == 1)
+        worker.stop()
+        assert not worker.ready
+
+    assert reporter.statuses(request_urn("drain-1"))[-1] == "SUCCESS"
+    assert len(queue) == 0
+
+
+def test_drain_stops_a_task_after_the_grace_and_releases_it_at_once(
+    running: Running, wait_for: WaitFor, recipe_yaml: Callable[..., str], markers: Path
+) -> None:
+    queue, reporter = MemoryQueue(), MemoryReporter()
+    urn = request_urn("drain-2")
+    queue.send(message("drain-2", recipe_yaml({"marker_dir": str(markers), "sleep_seconds": 300})))
+
+    with running(queue, reporter, shutdown_grace_seconds=0.5) as worker:
+        assert wait_for(lambda: runs(markers) == 1)
+        worker.stop()
+
+    assert not terminal(reporter, urn)
+    assert reporter.results[urn][-1].report.splitlines()[1] == (
+        "Stopped by worker shutting down: the shutdown grace of 0.5 s ran out. "
+        "The request was released for a retry by another worker."
+    )
+    assert queue.visible_count() == 1
+    assert not any(group_has_live_members(pid) for pid in child_pids(markers))
+
+
+def test_lost_lease_stops_the_task_so_no_second_copy_runs_beside_it(
+    running: Running, wait_for: WaitFor, recipe_yaml: Callable[..., str], markers: Path
+) -> None:
+    class LosingQueue(MemoryQueue):
+        extensions = 0
+
+        def extend(self, lease: Lease, lease_seconds: int) -> None:
+            self.extensions += 1
+            if self.extensions > 1:  # the first one, before the start, succeeds
+                raise LeaseLostError(f"lease of message {lease.message_id} lost: gone")
+            super().extend(lease, lease_seconds)
+
+    queue, reporter = LosingQueue(), MemoryReporter()
+    urn = request_urn("lost-1")
+    queue.send(message("lost-1", recipe_yaml({"marker_dir": str(markers), "sleep_seconds": 300})))
+
+    with running(queue, reporter, lease_seconds=3):
+        assert wait_for(lambda: terminal(reporter, urn))
+
+    final = reporter.results[urn][-1]
+    assert final.status is Status.FAILURE
+    assert re.search(
+        r"^Stopped: datahub stopped \(the message's lease was lost \(lease of message m-1 lost: "
+        r"gone\); stopped so that no second copy runs beside this one\): killed by signal "
+        r"SIGTERM \(15\)",
+        final.report,
+        re.M,
+    )
+
+
+def test_lease_that_cannot_be_extended_does_not_start(
+    running: Running, wait_for: WaitFor, recipe_yaml: Callable[..., str], markers: Path
+) -> None:
+    class StuckQueue(MemoryQueue):
+        def __init__(self) -> None:
+            super().__init__()
+            self.releases: list[int] = []
+
+        def extend(self, lease: Lease, lease_seconds: int) -> None:
+            raise QueueError("visibility change failed: AccessDenied")
+
+        def release(self, lease: Lease, delay_seconds: int = 0) -> None:
+            self.releases.append(delay_seconds)
+            super().release(lease, delay_seconds)
+
+    queue, reporter = StuckQueue(), MemoryReporter()
+    queue.send(message("stuck-1", recipe_yaml({"marker_dir": str(markers)})))
+
+    with running(queue, reporter, retry_delay_seconds=30):
+        assert wait_for(lambda: queue.releases)
+
+    assert queue.releases == [30]
+    assert runs(markers) == 0
+    assert reporter.results == {}
+
+
+def test_refused_token_makes_the_worker_unready_until_it_is_accepted(
+    running: Running, wait_for: WaitFor, recipe_yaml: Callable[..., str]
+) -> None:
+    refusal = GmsAuthError("GMS answered 401 for GET http://gms/aspects: token expired", 401)
+
+    class LockedOut(MemoryReporter):
+        def read_result(self, urn: str) -> dict[str, Any] | None:
+            if self.refuse_token is not None:
+                raise self.refuse_token
+            return super().read_result(urn)
+
+    queue, reporter = MemoryQueue(), LockedOut()
+    reporter.refuse_token = refusal
+    queue.send(message("locked-1", recipe_yaml({})))
+    urn = request_urn("locked-1")
+
+    with running(queue, reporter, token_recheck_seconds=0.2) as worker:
+        assert wait_for(lambda: not worker.ready)
+        assert wait_for(lambda: queue.visible_count() == 1)
+        assert reporter.results == {}
+        reporter.refuse_token = None
+        assert wait_for(lambda: terminal(reporter, urn))
+        assert worker.ready
+
+    assert reporter.statuses(urn)[-1] == "SUCCESS"
+
+
+def test_second_stop_signal_stops_running_tasks_at_once(
+    running: Running, wait_for: WaitFor, recipe_yaml: Callable[..., str], markers: Path
+) -> None:
+    queue, reporter = MemoryQueue(), MemoryReporter()
+    queue.send(message("force-1", recipe_yaml({"marker_dir": str(markers), "sleep_seconds": 300})))
+
+    with running(queue, reporter, shutdown_grace_seconds=600) as worker:
+        assert isinstance(worker, Worker)
+        assert wait_for(lambda: runs(markers) == 1)
+        worker.stop()
+        worker.stop(force=True)
+
+    assert queue.visible_count() == 1
+    assert not terminal(reporter, request_urn("force-1"))

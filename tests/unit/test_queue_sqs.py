@@ -167,3 +167,50 @@ def test_create_prefers_the_given_region(monkeypatch: pytest.MonkeyPatch) -> Non
     queue = SqsQueue.create("https://sqs.eu-west-1.amazonaws.com/123456789012/q", "us-east-2")
 
     assert queue._client.meta.region_name == "us-east-2"
+
+
+def _dead_letters(aws_box: AwsSandbox, url: str) -> list[Any]:
+    response = aws_box.client("sqs").receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], WaitTimeSeconds=1
+    )
+    return list(response.get("Messages", []))
+
+
+def test_dead_letter_queue_found_from_the_redrive_policy(aws_box: AwsSandbox) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    dead_url = aws_box.create_queue(f"dead-{suffix}")
+    url = aws_box.create_queue(f"main-{suffix}", dead_letter_url=dead_url)
+    queue = SqsQueue(url, aws_box.client("sqs"))
+    assert queue.dead_letter_url is None
+
+    assert queue.find_dead_letter_queue() == dead_url
+    queue.send("{not json")
+    [lease] = queue.receive(1, 1, 30)
+    queue.dead_letter(lease, "message body is not JSON")
+
+    [moved] = _dead_letters(aws_box, dead_url)
+    assert moved["Body"] == "{not json"
+    attributes = {k: v["StringValue"] for k, v in moved["MessageAttributes"].items()}
+    assert attributes == {
+        "reason": "message body is not JSON",
+        "source_message_id": lease.message_id,
+        "receive_count": "1",
+    }
+    assert queue.attributes()["ApproximateNumberOfMessages"] == "0"
+    assert queue.attributes()["ApproximateNumberOfMessagesNotVisible"] == "0"
+
+
+def test_explicit_dead_letter_url_wins_and_no_policy_means_none(
+    aws_box: AwsSandbox, queue: SqsQueue
+) -> None:
+    assert queue.find_dead_letter_queue() is None
+    explicit = SqsQueue(queue.url, aws_box.client("sqs"), dead_letter_url="https://example/dlq")
+    assert explicit.find_dead_letter_queue() == "https://example/dlq"
+
+
+def test_dead_letter_without_a_dead_letter_queue_is_an_error(queue: SqsQueue) -> None:
+    queue.send("x")
+    [lease] = queue.receive(1, 1, 30)
+
+    with pytest.raises(QueueError, match=r"has no dead-letter queue$"):
+        queue.dead_letter(lease, "why")

@@ -323,3 +323,33 @@ def test_a_group_of_only_zombies_counts_as_gone() -> None:
 
     assert not group_has_live_members(child.pid)
     child.wait()
+
+
+def test_child_dies_with_the_worker(tmp_path: Path, wait_for: Callable[..., bool]) -> None:
+    # A worker process that starts a long child and prints the child's pid; then kill -9 it.
+    worker_code = textwrap.dedent(
+        f"""
+        import sys, threading
+        from pathlib import Path
+        from remote_executor.runner import LogTail, ProcessRun, RunSpec
+        from remote_executor.secrets import Redactor
+
+        def start():
+            spec = RunSpec([sys.executable, "-c", "import time; time.sleep(300)"], {{}},
+                           Path({str(tmp_path)!r}), Path({str(tmp_path / "log")!r}))
+            run = ProcessRun(spec, Redactor(), LogTail(1000))
+            print(run.pid, flush=True)
+            run.wait()
+
+        threading.Thread(target=start).start()
+        """
+    )
+    worker = subprocess.Popen([sys.executable, "-c", worker_code], stdout=subprocess.PIPE)
+    assert worker.stdout is not None
+    child = int(worker.stdout.readline())
+    assert group_has_live_members(child)
+
+    worker.kill()
+    worker.wait()
+
+    assert wait_for(lambda: not group_has_live_members(child), timeout_seconds=10)

@@ -12,6 +12,7 @@ from remote_executor.sandbox.aws import AwsSandbox
 from remote_executor.sandbox.gms import GmsStandIn
 
 QUEUE_NAME = "remote-executor"
+DEAD_LETTER_QUEUE_NAME = "remote-executor-dead-letters"
 
 
 class Sandbox:
@@ -22,12 +23,14 @@ class Sandbox:
         self.aws = AwsSandbox(aws_port)
         self.gms = GmsStandIn(token=token, port=gms_port)
         self.queue_url = ""
+        self.dead_letter_url = ""
 
     def start(self) -> Sandbox:
-        """Start both servers and create the queue."""
+        """Start both servers and create the queue with its dead-letter queue."""
         self.aws.start()
         self.gms.start()
-        self.queue_url = self.aws.create_queue(QUEUE_NAME)
+        self.dead_letter_url = self.aws.create_queue(DEAD_LETTER_QUEUE_NAME)
+        self.queue_url = self.aws.create_queue(QUEUE_NAME, self.dead_letter_url)
         return self
 
     def stop(self) -> None:

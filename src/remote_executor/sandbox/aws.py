@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, cast
 
@@ -52,9 +53,18 @@ class AwsSandbox:
             aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         )
 
-    def create_queue(self, name: str) -> str:
-        """Create (or find) a queue; its URL."""
-        return str(self.client("sqs").create_queue(QueueName=name)["QueueUrl"])
+    def create_queue(self, name: str, dead_letter_url: str | None = None) -> str:
+        """Create (or find) a queue, with a RedrivePolicy to ``dead_letter_url`` if given."""
+        sqs = self.client("sqs")
+        attributes = {}
+        if dead_letter_url:
+            target = sqs.get_queue_attributes(
+                QueueUrl=dead_letter_url, AttributeNames=["QueueArn"]
+            )["Attributes"]["QueueArn"]
+            # SQS's own redrive, as a last resort behind the worker's EXECUTOR_MAX_ATTEMPTS.
+            policy = {"deadLetterTargetArn": target, "maxReceiveCount": "10"}
+            attributes["RedrivePolicy"] = json.dumps(policy)
+        return str(sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"])
 
     def put_secret(self, name: str, value: str) -> str:
         """Create a secret, or put a new version if it exists; its ARN."""

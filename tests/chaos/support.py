@@ -50,6 +50,7 @@ def chaos_table() -> str:
 def record(
     scenario: str,
     tasks: int,
+    *,
     lost: int,
     doubled: int,
     processes_left: int,

@@ -6,11 +6,13 @@ recover) for the table printed at the end of the session.
 
 from __future__ import annotations
 
-import json
+import re
 import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from remote_executor.sandbox import Sandbox
 from tests.chaos.support import (
@@ -57,7 +59,14 @@ def test_kill_9_while_tasks_run_then_a_second_worker_takes_over(
     assert wait_until(queue.is_empty, 30)
     left = processes_left(markers)
     assert (lost, doubled, left) == (0, 0, 0)
-    record("kill -9 the worker mid-run", tasks, lost, doubled, left, recovered)
+    record(
+        "kill -9 the worker mid-run",
+        tasks,
+        lost=lost,
+        doubled=doubled,
+        processes_left=left,
+        recover_seconds=recovered,
+    )
 
 
 def test_sigterm_releases_unstarted_messages_and_lets_running_tasks_finish(
@@ -91,8 +100,109 @@ def test_sigterm_releases_unstarted_messages_and_lets_running_tasks_finish(
     record(
         f"SIGTERM with 2 running, 2 in a poll (released, visible after {visible_after:.1f} s)",
         4,
-        lost,
-        doubled,
-        left,
-        drained,
+        lost=lost,
+        doubled=doubled,
+        processes_left=left,
+        recover_seconds=drained,
+    )
+
+
+def _gms_outage(sandbox: Sandbox, mode: str) -> Callable[[], None]:
+    """Start an outage of GMS; returns the function that ends it."""
+    if mode == "503":
+        sandbox.gms.fail_with(503)
+        return lambda: sandbox.gms.fail_with(None)
+    sandbox.gms.stop()
+
+    def restart() -> None:
+        sandbox.gms.start()
+
+    return restart
+
+
+@pytest.mark.parametrize("mode", ["503", "refused"])
+def test_gms_outage_mid_run_every_result_arrives_after_it_recovers(
+    sandbox: Sandbox, queue: ChaosQueue, workers: Workers, markers: Path, mode: str
+) -> None:
+    tasks = 5
+    config = {"marker_dir": str(markers), "sleep_seconds": 2, "lines": 3}
+    urns = [queue.submit(f"gms-{mode}-{n}", config) for n in range(tasks)]
+    workers(EXECUTOR_MAX_CONCURRENT_TASKS=str(tasks), EXECUTOR_LEASE_SECONDS="6")
+    assert wait_until(lambda: len(runs(markers)) == tasks)
+
+    end_outage = _gms_outage(sandbox, mode)
+    try:
+        # Every task ends while GMS is down, and the results wait through a few lease lengths.
+        assert wait_until(lambda: sum(e for _, e in runs(markers).values()) == tasks)
+        time.sleep(8)
+        assert not any(terminal_statuses(sandbox, urn) for urn in urns)
+    finally:
+        end_outage()
+    recovered_at = time.monotonic()
+    assert wait_until(lambda: all(terminal_statuses(sandbox, urn) for urn in urns))
+    recovered = time.monotonic() - recovered_at
+
+    assert [terminal_statuses(sandbox, urn) for urn in urns] == [["SUCCESS"]] * tasks
+    assert all(counts == (1, 1) for counts in runs(markers).values())
+    assert wait_until(queue.is_empty, 30)
+    lost, doubled = lost_and_doubled(sandbox, urns, markers)
+    left = processes_left(markers)
+    assert (lost, doubled, left) == (0, 0, 0)
+    assert sandbox.gms.rejected == []
+    record(
+        f"GMS {'answers 503' if mode == '503' else 'refuses connections'} mid-run",
+        tasks,
+        lost=lost,
+        doubled=doubled,
+        processes_left=left,
+        recover_seconds=recovered,
+    )
+
+
+def test_memory_hog_hang_and_process_tree_end_with_a_reason_and_nothing_left(
+    sandbox: Sandbox, queue: ChaosQueue, workers: Workers, markers: Path
+) -> None:
+    marker = {"marker_dir": str(markers)}
+    hog = queue.submit("hog", {**marker, "hog_memory_mb": 4096, "sleep_seconds": 60})
+    hang = queue.submit("hang", {**marker, "sleep_seconds": 3600}, timeout_seconds=3)
+    tree = queue.submit("tree", {**marker, "fork_sleepers": 3, "sleep_seconds": 3600})
+    workers(EXECUTOR_MAX_CONCURRENT_TASKS="3", EXECUTOR_TASK_MEMORY_LIMIT_MB="256")
+    assert wait_until((markers / "tree.pids").exists)
+    sandbox.gms.put_aspect(
+        tree,
+        "dataHubExecutionRequestSignal",
+        {
+            "signal": "KILL",
+            "executorId": "remote",
+            "createdAt": {"time": 1700000000000, "actor": "urn:li:corpuser:chaos"},
+        },
+    )
+    killed_at = time.monotonic()
+    urns = [hog, hang, tree]
+    assert wait_until(lambda: all(terminal_statuses(sandbox, urn) for urn in urns))
+    ended = time.monotonic() - killed_at
+
+    assert [terminal_statuses(sandbox, urn) for urn in urns] == [
+        ["FAILURE"],
+        ["TIMEOUT"],
+        ["CANCELLED"],
+    ]
+    reports = {urn: sandbox.gms.last_result(urn)["report"] for urn in urns}  # type: ignore[index]
+    assert re.search(r"out of memory \(limit 256 MiB, peak \d+ MiB\)", reports[hog])
+    assert "Timed out: datahub stopped (limit 3 s, set by args.timeout_seconds" in reports[hang]
+    assert (
+        "Cancelled: datahub stopped (KILL signal from urn:li:corpuser:chaos at "
+        "2023-11-14 22:13:20 UTC): killed by signal SIGTERM (15)" in reports[tree]
+    )
+    assert len((markers / "tree.pids").read_text().split()) == 4  # datahub and 3 children
+    left = processes_left(markers)
+    assert left == 0
+    assert wait_until(queue.is_empty, 30)
+    record(
+        "memory hog, hang, tree of sleepers",
+        3,
+        lost=0,
+        doubled=0,
+        processes_left=left,
+        recover_seconds=ended,
     )

@@ -334,3 +334,64 @@ def test_stop_cuts_kept_alive_connections(http: requests.Session) -> None:
     gms.stop()
     with pytest.raises(requests.ConnectionError):
         http.get(f"{gms.url}/config", timeout=5)
+
+
+def test_fail_with_answers_every_request_and_stores_nothing(
+    gms: GmsStandIn, http: requests.Session
+) -> None:
+    gms.fail_with(503)
+
+    config = http.get(f"{gms.url}/config")
+    written = ingest(http, gms, result("RUNNING"))
+    anonymous = requests.get(f"{gms.url}/aspects/x", timeout=5)  # before auth, as a proxy would
+    web_app = requests.get(f"{gms.root_url}/", timeout=5)
+
+    for response in (config, written, anonymous, web_app):
+        assert response.status_code == 503
+        assert response.json()["message"] == "stand-in failing with 503"
+    assert gms.failed_requests == 4
+    assert gms.last_result(URN) is None
+    assert gms.raw_bodies == []
+    assert gms.rejected == []
+
+    gms.fail_with(None)
+
+    assert http.get(f"{gms.url}/config").status_code == 200
+    assert ingest(http, gms, result("RUNNING")).status_code == 200
+    assert gms.last_result(URN) == {"status": "RUNNING"}
+    assert gms.failed_requests == 4
+
+
+def test_stop_and_start_keep_the_port_and_the_state(http: requests.Session) -> None:
+    gms = GmsStandIn(token=TOKEN).start()
+    try:
+        url = gms.url
+        assert ingest(http, gms, result("RUNNING")).status_code == 200
+        gms.stop()
+        with pytest.raises(requests.ConnectionError):
+            http.get(f"{url}/config", timeout=5)
+
+        gms.start()
+
+        assert gms.url == url
+        assert http.get(f"{url}/config").status_code == 200
+        assert ingest(http, gms, result("SUCCESS")).status_code == 200
+        assert [r["status"] for r in gms.results(URN)] == ["RUNNING", "SUCCESS"]
+    finally:
+        gms.stop()
+
+
+def test_restart_after_serves_again_on_the_same_url(
+    gms: GmsStandIn, http: requests.Session
+) -> None:
+    url = gms.url
+    assert ingest(http, gms, result("RUNNING")).status_code == 200
+
+    restarted = gms.restart_after(0.1)
+
+    assert restarted.wait(timeout=20)
+    assert gms.url == url
+    aspect_url = f"{url}/aspects/{quote(URN, safe='')}?aspect={RESULT}&version=0"
+    assert http.get(aspect_url).json()["aspect"] == {
+        "com.linkedin.execution.ExecutionRequestResult": {"status": "RUNNING"}
+    }

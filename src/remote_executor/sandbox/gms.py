@@ -7,18 +7,14 @@ depend on, so that code passing against it sends what a real GMS accepts.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hmac
 import json
-import socket
 import threading
 from collections.abc import Callable
-from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, cast
-from urllib.parse import parse_qs, unquote, urlsplit
+from typing import Any
+from urllib.parse import unquote
 
 from remote_executor.sandbox.gms_schema import (
     RESULT_ASPECT,
@@ -39,6 +35,7 @@ from remote_executor.sandbox.gms_schema import (
     qualified_name,
     refusal,
 )
+from remote_executor.sandbox.loopback import LoopbackServer, Request, Response
 
 _HTML = (
     b"<!doctype html><html><head><title>DataHub</title></head>"
@@ -55,7 +52,6 @@ class GmsStandIn:
 
     def __init__(self, token: str | None = None, port: int = 0) -> None:
         self._token = token
-        self._port = port
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._aspects: dict[tuple[str, str], JsonDict] = {}
@@ -63,30 +59,44 @@ class GmsStandIn:
         self._raw_bodies: list[bytes] = []
         self._rejected: list[str] = []
         self._refused: list[str] = []
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._failing_status: int | None = None
+        self._failed_requests = 0
+        self._http = LoopbackServer(self._answer, port, name="gms-stand-in")
 
     def start(self) -> GmsStandIn:
-        if self._server is not None:
-            raise RuntimeError("the GMS stand-in is already running")
-        self._server = _Server(("127.0.0.1", self._port), self)
-        self._port = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="gms-stand-in", daemon=True
-        )
-        self._thread.start()
+        """Serve on the constructor's port, or on the port of the previous start.
+
+        Stored state survives stop() and start(), as a real GMS's database would.
+        """
+        self._http.start()
         return self
 
     def stop(self) -> None:
         """Also cuts kept-alive connections, so that a stopped GMS looks down to pooled clients."""
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        self._server.close_connections()
-        if self._thread is not None:
-            self._thread.join()
-        self._server, self._thread = None, None
+        self._http.stop()
+
+    def restart_after(self, seconds: float) -> threading.Event:
+        """An outage: stops now, serves again on the same port after seconds, then sets the event.
+
+        A stop() before then cancels the restart.
+        """
+        return self._http.restart_after(seconds)
+
+    def fail_with(self, status: int | None) -> None:
+        """While set, every request gets this HTTP status (e.g. 503); None returns to normal.
+
+        Imitates a GMS behind a load balancer with no healthy backend: the failure comes before
+        authentication and routing, for any method and path, and nothing is recorded, not even
+        raw_bodies.
+        """
+        with self._lock:
+            self._failing_status = status
+
+    @property
+    def failed_requests(self) -> int:
+        """How many requests fail_with() answered."""
+        with self._lock:
+            return self._failed_requests
 
     def __enter__(self) -> GmsStandIn:
         return self.start()
@@ -105,9 +115,9 @@ class GmsStandIn:
 
     @property
     def root_url(self) -> str:
-        if self._port == 0:
+        if self._http.port == 0:
             raise RuntimeError("port 0 is resolved on start(); start the stand-in first")
-        return f"http://127.0.0.1:{self._port}"
+        return f"http://127.0.0.1:{self._http.port}"
 
     def results(self, urn: str) -> list[JsonDict]:
         with self._lock:
@@ -183,19 +193,40 @@ class GmsStandIn:
             self._results.setdefault(proposal.urn, []).append(value)
         self._changed.notify_all()
 
-    def _receive(self, body: bytes) -> None:
+    def _answer(self, request: Request) -> Response:
+        """Every request, in GMS's order: outage, web app, authentication, then the API."""
         with self._lock:
-            self._raw_bodies.append(body)
+            failing = self._failing_status
+            if failing is not None:
+                self._failed_requests += 1
+            elif request.body:
+                self._raw_bodies.append(request.body)
+        under_gms = request.path == "/gms" or request.path.startswith("/gms/")
+        if failing is not None:
+            answer = failing, error_body(failing, f"stand-in failing with {failing}")
+        elif not under_gms:  # the web app answers everything else
+            return 200, _HTML, "text/html; charset=utf-8"
+        elif _below_gms(request) != "/config" and not self._authorized(request):
+            answer = 401, error_body(401, UNAUTHORIZED)
+        else:
+            answer = self._handle(request)
+        return answer[0], json.dumps(answer[1]).encode(), _JSON_TYPE
 
-    def _handle(self, request: _Request) -> Answer:
+    def _authorized(self, request: Request) -> bool:
+        if self._token is None:
+            return True
+        given = request.headers.get("Authorization") or ""
+        return hmac.compare_digest(given.encode(), f"Bearer {self._token}".encode())
+
+    def _handle(self, request: Request) -> Answer:
         """Everything below /gms. A bug here must fail the tests, hence 500 plus a rejection."""
         try:
             return self._route(request)
         except Exception as exc:
             return self._reject(f"stand-in error on {request.path}: {exc!r}", 500)
 
-    def _route(self, request: _Request) -> Answer:
-        route, query = request.route, request.query
+    def _route(self, request: Request) -> Answer:
+        route, query = _below_gms(request), request.query
         if request.method == "GET" and route == "/config":
             return 200, SERVER_CONFIG
         if request.method == "GET" and route.startswith("/aspects/"):
@@ -206,11 +237,11 @@ class GmsStandIn:
             return self._post_openapi(request, route.removeprefix("/openapi/v3/entity/"))
         return 404, error_body(404, f"not found: {request.path}")
 
-    def _post_openapi(self, request: _Request, entity_path: str) -> Answer:
+    def _post_openapi(self, request: Request, entity_path: str) -> Answer:
         entity_type, _, action = entity_path.partition("/")
         if not action:
             return self._write(
-                lambda: parse_openapi_entities(entity_type, request.json()), openapi_answer
+                lambda: parse_openapi_entities(entity_type, _json(request)), openapi_answer
             )
         if action == "batchGet":
             return self._batch_get(request)
@@ -226,25 +257,25 @@ class GmsStandIn:
             )
         return 200, {"urn": urn, "version": 0, "aspect": {qualified_name(aspect_name): value}}
 
-    def _post_aspects(self, request: _Request) -> Answer:
+    def _post_aspects(self, request: Request) -> Answer:
         action = request.query.get("action", [""])[0]
         if action == "ingestProposal":
             return self._write(
-                lambda: request.restli("proposal"), lambda done: {"value": done[0].urn}
+                lambda: _restli(request, "proposal"), lambda done: {"value": done[0].urn}
             )
         if action == "ingestProposalBatch":
             return self._write(
-                lambda: request.restli("proposals"),
+                lambda: _restli(request, "proposals"),
                 lambda done: {"value": [proposal.urn for proposal in done]},
             )
         if action == "getTimeseriesAspectValues":
             return self._timeseries_values(request)
         return 404, error_body(404, f"not found: {request.path}?action={action}")
 
-    def _timeseries_values(self, request: _Request) -> Answer:
+    def _timeseries_values(self, request: Request) -> Answer:
         """Latest stored value only: enough for the CLI's stateful-ingestion checkpoint lookup."""
         try:
-            urn, aspect_name, limit = parse_timeseries_query(request.json())
+            urn, aspect_name, limit = parse_timeseries_query(_json(request))
         except PayloadError as exc:
             return self._reject(str(exc))
         value = self.aspect(urn, aspect_name)
@@ -252,10 +283,10 @@ class GmsStandIn:
         found = [] if value is None else [{"aspect": aspect}]
         return 200, {"value": {"limit": limit, "values": found}}
 
-    def _batch_get(self, request: _Request) -> Answer:
+    def _batch_get(self, request: Request) -> Answer:
         """The CLI's SQL parser looks up schemaMetadata of tables a view reads this way."""
         try:
-            wanted = parse_batch_get(request.json())
+            wanted = parse_batch_get(_json(request))
         except PayloadError as exc:
             return self._reject(str(exc))
         with self._lock:
@@ -302,90 +333,14 @@ class GmsStandIn:
         return None
 
 
-class _Request:
-    """The parts of an HTTP request the routes look at."""
-
-    def __init__(self, method: str, path: str, headers: Message, body: bytes) -> None:
-        parts = urlsplit(path)
-        self.method = method
-        self.path = parts.path
-        self.under_gms = parts.path == "/gms" or parts.path.startswith("/gms/")
-        self.route = parts.path.removeprefix("/gms")
-        self.query = parse_qs(parts.query)
-        self.headers = headers
-        self.body = body
-
-    def json(self) -> object:
-        return parse_json(self.headers.get("Content-Type"), self.body)
-
-    def restli(self, key: str) -> list[Proposal]:
-        protocol = self.headers.get("X-RestLi-Protocol-Version")
-        return parse_restli(self.headers.get("Content-Type"), protocol, self.body, key)
+def _below_gms(request: Request) -> str:
+    return request.path.removeprefix("/gms")
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], stand_in: GmsStandIn) -> None:
-        super().__init__(address, _Handler)
-        self.stand_in = stand_in
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._connections_lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
+def _json(request: Request) -> object:
+    return parse_json(request.headers.get("Content-Type"), request.body)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as the CLI's pooled session expects
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent: callers inspect the stand-in's state, not an access log."""
-
-    def do_GET(self) -> None:
-        self._dispatch()
-
-    do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
-
-    def _dispatch(self) -> None:
-        stand_in = cast(_Server, self.server).stand_in
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if body:
-            stand_in._receive(body)
-        request = _Request(self.command, self.path, self.headers, body)
-        if not request.under_gms:  # the web app answers everything else
-            self._send(200, _HTML, "text/html; charset=utf-8")
-        elif request.route != "/config" and not self._authorized(stand_in._token):
-            self._send_json(401, error_body(401, UNAUTHORIZED))
-        else:
-            self._send_json(*stand_in._handle(request))
-
-    def _authorized(self, token: str | None) -> bool:
-        if token is None:
-            return True
-        given = self.headers.get("Authorization") or ""
-        return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
-
-    def _send_json(self, status: int, payload: Any) -> None:
-        self._send(status, json.dumps(payload).encode(), _JSON_TYPE)
-
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+def _restli(request: Request, key: str) -> list[Proposal]:
+    protocol = request.headers.get("X-RestLi-Protocol-Version")
+    return parse_restli(request.headers.get("Content-Type"), protocol, request.body, key)

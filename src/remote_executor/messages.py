@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from remote_executor.errors import MalformedMessageError, UnknownTaskError
 from remote_executor.models import URN_PREFIX, ExecutionRequest, TaskKind, request_urn
 
@@ -38,7 +40,7 @@ def parse_envelope(body: str) -> Envelope:
     """Read the outer message; raise MalformedMessageError saying what is wrong."""
     try:
         data = json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise MalformedMessageError(f"message body is not JSON ({exc})") from exc
     if not isinstance(data, dict):
         raise MalformedMessageError(
@@ -64,7 +66,7 @@ def parse_envelope(body: str) -> Envelope:
         raise MalformedMessageError("message aspect.value must be a JSON string", urn)
     try:
         decoded = json.loads(value)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise MalformedMessageError(f"message aspect.value is not JSON ({exc})", urn) from exc
     if not isinstance(decoded, dict):
         raise MalformedMessageError("message aspect.value must encode a JSON object", urn)
@@ -77,7 +79,7 @@ def _json_arg(args: dict[str, Any], name: str, kind: type, urn: str) -> Any:
         return kind()
     try:
         value = json.loads(raw) if isinstance(raw, str) else raw
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise MalformedMessageError(f"args.{name} is not valid JSON ({exc})", urn) from exc
     if not isinstance(value, kind):
         raise MalformedMessageError(f"args.{name} must encode a JSON {kind.__name__}", urn)
@@ -121,6 +123,25 @@ def parse_input(urn: str, value: dict[str, Any]) -> ExecutionRequest:
     env = _json_arg(args, "extra_env_vars", dict, urn)
     source = value.get("source")
     source = source if isinstance(source, dict) else {}
+    try:
+        return _request(urn, task, executor_id, recipe, value, args, env, source)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise MalformedMessageError(f"request input is not valid: {problems}", urn) from exc
+
+
+def _request(  # noqa: PLR0917
+    urn: str,
+    task: TaskKind,
+    executor_id: str,
+    recipe: str,
+    value: dict[str, Any],
+    args: dict[str, Any],
+    env: dict[str, Any],
+    source: dict[str, Any],
+) -> ExecutionRequest:
     return ExecutionRequest(
         request_id=urn[len(URN_PREFIX) :],
         task=task,

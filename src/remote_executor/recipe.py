@@ -39,6 +39,9 @@ def parse_recipe(text: str) -> dict[str, Any]:
             where = f" at line {mark.line + 1}, column {mark.column + 1}"
         problem = getattr(exc, "problem", None) or str(exc)
         raise RecipeError(f"recipe is not valid YAML or JSON{where}: {problem}") from exc
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+        # PyYAML's constructors raise these for values such as "when: 2001-13-45".
+        raise RecipeError(f"recipe has a value YAML cannot read: {exc!r}") from exc
     if not isinstance(recipe, dict):
         raise RecipeError(
             f"recipe must be a mapping with a 'source' section, got {type(recipe).__name__}"

@@ -35,11 +35,6 @@ _HUGE_BYTES = 120_000  # what one huge field may add to a body, escaping include
 # What SQS refuses outside the surrogates: C0 controls other than tab, LF and CR; U+FFFE/U+FFFF.
 _SQS_FORBIDDEN = [chr(c) for c in (*range(0x9), 0xB, 0xC, *range(0xE, 0x20), 0xFFFE, 0xFFFF)]
 _CHARS = st.characters(exclude_categories=["Cs"], exclude_characters=_SQS_FORBIDDEN)
-# No brackets in huge text: JSON nested thousands deep is a RecursionError in json.loads,
-# which parse_envelope does not catch (a known escape: the worker releases such a message).
-_FLAT_CHARS = st.characters(
-    exclude_categories=["Cs"], exclude_characters=[*_SQS_FORBIDDEN, "[", "{"]
-)
 _TEXT = st.text(_CHARS, max_size=40)
 # str.strip() removes all of these, so a recipe made of them is blank.
 _BLANKS = st.characters(categories=("Zs", "Zl", "Zp"), include_characters="\t\n\r\x85")
@@ -69,7 +64,7 @@ def _marginal_bytes(unit: str) -> int:
     return max(size(unit * 2, flag) - size(unit, flag) for flag in (True, False))
 
 
-def _huge(chars: SearchStrategy[str] = _FLAT_CHARS) -> SearchStrategy[str]:
+def _huge(chars: SearchStrategy[str] = _CHARS) -> SearchStrategy[str]:
     """A short unit repeated up to _HUGE_BYTES, escaping included."""
     unit = st.text(chars, min_size=1, max_size=8)
     return unit.map(lambda u: u * max(1, _HUGE_BYTES // _marginal_bytes(u)))
@@ -223,6 +218,10 @@ _INPUT_DEFECTS: dict[tuple[str, ...], Defect] = {
     ),
     # EXECUTOR_TASK_TIMEOUT_SECONDS's per-request override
     ("args", "timeout_seconds"): _timeout,
+    # args is a map of strings; a false-y version counts as absent, so only truthy ones
+    ("args", "version"): lambda _: st.one_of(
+        st.integers(min_value=1), st.just(True), st.lists(_TEXT, min_size=1)
+    ),
 }
 
 
@@ -272,6 +271,7 @@ _NOISE: dict[str, SearchStrategy[str]] = {
         lambda d: json.dumps({k: v for k, v in d.items() if k != "entityUrn"})
     ),
     "cut short": _cut(_SOME_BODY),
+    "nested too deep": st.integers(2_000, 50_000).map(lambda n: "[" * n + "]" * n),
     "trailing junk": _garbage().map(lambda junk: f"{_SOME_BODY}}}{junk}"),
 }
 
@@ -293,17 +293,14 @@ def bad_messages() -> SearchStrategy[str]:
 
 
 def _never_a_recipe(text: str) -> str:
-    """text, unless YAML reads it as a mapping with a source (or cannot read it without a
-    crash that parse_recipe lets through, a known escape): then a flow list holding it."""
+    """text, unless YAML reads it as a mapping with a source: then a flow list holding it."""
     safe = f"[{json.dumps(text)}]"
     if not text.strip():  # parse_input refuses a blank recipe before parse_recipe sees it
         return safe
     try:
         loaded = yaml.safe_load(text)
-    except yaml.YAMLError:
+    except Exception:  # YAMLError, or ValueError for "2001-13-45": parse_recipe refuses it
         return text
-    except Exception:  # e.g. ValueError for "2001-13-45" or "!!int x"
-        return safe
     return safe if isinstance(loaded, dict) and "source" in loaded else text
 
 

@@ -121,8 +121,8 @@ class ChaosQueue:
         """Nothing visible and nothing in flight."""
         return self.counts() == (0, 0)
 
-    def dead_letters(self) -> list[dict[str, Any]]:
-        """Take every message from the dead-letter queue, with its attributes."""
+    def take_dead_letters(self) -> list[dict[str, Any]]:
+        """Take (receive and delete) every message in the dead-letter queue, with attributes."""
         client = self.sandbox.aws.client("sqs")
         taken: list[dict[str, Any]] = []
         while True:
@@ -136,6 +136,13 @@ class ChaosQueue:
             if not messages:
                 return taken
             taken.extend(messages)
+            client.delete_message_batch(
+                QueueUrl=self.dead_letter_url,
+                Entries=[
+                    {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]}
+                    for n, m in enumerate(messages)
+                ],
+            )
 
 
 @dataclass

@@ -244,6 +244,23 @@ def test_unknown_task_names_the_task_and_keeps_the_urn() -> None:
             with_args(extra_pip_requirements='{"a": 1}'),
             "args.extra_pip_requirements must encode a JSON list",
         ),
+        (
+            with_args(extra_env_vars="[" * 100_000),
+            "args.extra_env_vars is not valid JSON (maximum recursion depth exceeded while "
+            "decoding a JSON array from a unicode string)",
+        ),
+        (
+            with_args(version=5),
+            "request input is not valid: cli_version: Input should be a valid string",
+        ),
+        (
+            with_args(timeout_seconds="soon"),
+            "args.timeout_seconds must be a positive number of seconds, not 'soon'",
+        ),
+        (
+            with_args(timeout_seconds="-5"),
+            "args.timeout_seconds must be a positive number of seconds, not '-5'",
+        ),
     ],
 )
 def test_bad_input_says_what_and_keeps_the_urn(value: dict[str, Any], message: str) -> None:
@@ -252,3 +269,13 @@ def test_bad_input_says_what_and_keeps_the_urn(value: dict[str, Any], message: s
 
     assert str(caught.value) == message
     assert caught.value.urn == URN
+
+
+def test_timeout_seconds_is_read_from_args() -> None:
+    assert parse_input(URN, with_args(timeout_seconds="90")).timeout_seconds == 90.0
+    assert parse_input(URN, good_input()).timeout_seconds is None
+
+
+def test_json_nested_too_deep_is_malformed_not_a_crash() -> None:
+    with pytest.raises(MalformedMessageError, match="^message body is not JSON"):
+        parse_envelope("[" * 100_000)

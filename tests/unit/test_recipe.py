@@ -51,6 +51,10 @@ def request(recipe: str = RECIPE, **fields: Any) -> ExecutionRequest:
             "'<stream end>'",
         ),
         ("- a\n- b\n", "recipe must be a mapping with a 'source' section, got list"),
+        (
+            "source:\n  type: x\nwhen: 2001-13-45\n",
+            "recipe has a value YAML cannot read: ValueError('month must be in 1..12')",
+        ),
         ("just text", "recipe must be a mapping with a 'source' section, got str"),
         (
             "sink:\n  type: console\n",

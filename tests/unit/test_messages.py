@@ -277,5 +277,5 @@ def test_timeout_seconds_is_read_from_args() -> None:
 
 
 def test_json_nested_too_deep_is_malformed_not_a_crash() -> None:
-    with pytest.raises(MalformedMessageError, match="^message body is not JSON"):
+    with pytest.raises(MalformedMessageError, match=r"^message body is not JSON"):
         parse_envelope("[" * 100_000)

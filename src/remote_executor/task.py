@@ -139,6 +139,15 @@ class Task:
         """A RUNNING result with the log so far, for the periodic update."""
         return self._compose(Status.RUNNING, lines or ["Running."], structured=None)
 
+    def shortened(self, result: TaskResult, why: str) -> TaskResult:
+        """The result with only its status line, ``why`` and where the log is: for a GMS that
+        refused the full one."""
+        lines = result.report.splitlines()[:2]
+        note = f"{why}. The full log and report are on the worker: {self.dir}"
+        return result.model_copy(
+            update={"report": "\n".join([*lines, note]), "structured_report": None}
+        )
+
     @property
     def metadata_path(self) -> Path:
         """Where the file sink of ``executor exec`` writes the metadata."""

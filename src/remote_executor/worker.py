@@ -297,7 +297,7 @@ class Worker:
             self._tasks[lease.message_id] = task
         self._watcher.watch(task)
         try:
-            return self._execute(task, lease, bound)
+            return self._execute(task, bound)
         finally:
             self._watcher.forget(task)
             with self._lock:
@@ -339,9 +339,7 @@ class Worker:
             return self._retry_later(f"{status.value} not accepted by GMS: {exc}")
         return Decision(Outcome.ACKNOWLEDGE, f"{status.value} without running")
 
-    def _execute(
-        self, task: Task, lease: Lease, bound: structlog.typing.FilteringBoundLogger
-    ) -> Decision:
+    def _execute(self, task: Task, bound: structlog.typing.FilteringBoundLogger) -> Decision:
         urn = task.request.urn
         try:
             self._reporter.report(urn, task.progress())
@@ -356,7 +354,7 @@ class Worker:
         if stopped is not None and stopped[0] is StopKind.SHUTDOWN:
             return self._released_by_shutdown(task, stopped[1], bound)
         bound.info("task finished", status=result.status.value, log=str(task.log_path))
-        return self._report_final(task, result, lease, bound)
+        return self._report_final(task, result, bound)
 
     def _released_by_shutdown(
         self, task: Task, reason: str, bound: structlog.typing.FilteringBoundLogger
@@ -370,20 +368,19 @@ class Worker:
         return Decision(Outcome.RELEASE, "stopped by worker shutdown")
 
     def _report_final(
-        self,
-        task: Task,
-        result: TaskResult,
-        lease: Lease,
-        bound: structlog.typing.FilteringBoundLogger,
+        self, task: Task, result: TaskResult, bound: structlog.typing.FilteringBoundLogger
     ) -> Decision:
-        """Write the terminal result, retrying while GMS is down; the lease is kept meanwhile."""
+        """Write the terminal result. The work is done and a release would run it again, so
+        while GMS is down or refuses the token this keeps trying, with the lease kept, until
+        a forced stop; a result GMS refuses is sent once more without the log and reports."""
         delay = 1.0
+        shortened = False
         while True:
             try:
                 self._reporter.report(task.request.urn, result)
-            except GmsAuthError:
-                raise
-            except GmsUnavailableError as exc:
+            except (GmsUnavailableError, GmsAuthError) as exc:
+                if isinstance(exc, GmsAuthError):
+                    self._refused(exc)
                 if self._forced.is_set():
                     return Decision(Outcome.RELEASE, f"final report not accepted: {exc}")
                 bound.error("final report not accepted yet; retrying", error=str(exc))
@@ -391,8 +388,12 @@ class Worker:
                 delay = min(delay * 2, 60.0)
                 continue
             except GmsRejectedError as exc:
-                bound.error("GMS refused the final report", error=str(exc))
-                return self._retry_later(f"final report refused: {exc}")
+                if shortened:
+                    return self._retry_later(f"final report refused: {exc}")
+                bound.error("GMS refused the final report; sending a short one", error=str(exc))
+                result = task.shortened(result, f"GMS refused the full report: {exc}")
+                shortened = True
+                continue
             return Decision(Outcome.ACKNOWLEDGE, result.status.value)
 
     def _cancel(self, task: Task, reason: str) -> None:

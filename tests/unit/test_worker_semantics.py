@@ -8,9 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from remote_executor.errors import GmsAuthError, LeaseLostError, QueueError
+from remote_executor.errors import GmsAuthError, GmsRejectedError, LeaseLostError, QueueError
 from remote_executor.gms import MemoryReporter
-from remote_executor.models import Status, request_urn
+from remote_executor.models import Status, TaskResult, request_urn
 from remote_executor.queue import Lease, MemoryQueue
 from remote_executor.runner import group_has_live_members
 from remote_executor.worker import Worker
@@ -246,3 +246,54 @@ def test_second_stop_signal_stops_running_tasks_at_once(
 
     assert queue.visible_count() == 1
     assert not terminal(reporter, request_urn("force-1"))
+
+
+def test_refused_token_at_the_end_keeps_the_result_until_accepted_without_rerunning(
+    running: Running, wait_for: WaitFor, recipe_yaml: Callable[..., str], markers: Path
+) -> None:
+    class TokenRevoked(MemoryReporter):
+        def report(self, urn: str, result: TaskResult) -> None:
+            if result.status.is_terminal and self.refuse_token is not None:
+                raise self.refuse_token
+            super().report(urn, result)
+
+    queue, reporter = MemoryQueue(), TokenRevoked()
+    urn = request_urn("revoked-1")
+    queue.send(message("revoked-1", recipe_yaml({"marker_dir": str(markers)})))
+    reporter.refuse_token = GmsAuthError("GMS answered 403 for POST http://gms/aspects", 403)
+
+    with running(queue, reporter, token_recheck_seconds=0.2) as worker:
+        assert wait_for(lambda: not worker.ready)
+        assert len(queue) == 1
+        reporter.refuse_token = None
+        assert wait_for(lambda: len(queue) == 0)
+
+    assert reporter.statuses(urn)[-1] == "SUCCESS"
+    assert runs(markers) == 1
+
+
+def test_result_gms_refuses_is_sent_again_short(
+    running: Running, wait_for: WaitFor, recipe_yaml: Callable[..., str]
+) -> None:
+    class Picky(MemoryReporter):
+        def report(self, urn: str, result: TaskResult) -> None:
+            if result.structured_report is not None:
+                raise GmsRejectedError("GMS answered 413 for POST http://gms/aspects", 413)
+            super().report(urn, result)
+
+    queue, reporter = MemoryQueue(), Picky()
+    urn = request_urn("picky-1")
+    queue.send(message("picky-1", recipe_yaml({"write_report": True, "lines": 3})))
+
+    with running(queue, reporter):
+        assert wait_for(lambda: len(queue) == 0)
+
+    final = reporter.results[urn][-1]
+    assert final.status is Status.SUCCESS
+    lines = final.report.splitlines()
+    assert lines[1].startswith("Succeeded: datahub exited with code 0 after")
+    assert lines[2].startswith(
+        "GMS refused the full report: GMS answered 413 for POST http://gms/aspects. "
+        "The full log and report are on the worker: "
+    )
+    assert len(lines) == 3

@@ -26,6 +26,7 @@ from remote_executor.messages import build_message
 from remote_executor.models import request_urn
 from remote_executor.runner import group_has_live_members
 from remote_executor.sandbox import Sandbox
+from tests.polling import wait_for
 
 FAKE_DATAHUB = Path(__file__).parents[1] / "unit" / "fixtures" / "fake_datahub.py"
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELLED", "TIMEOUT", "ABORTED", "DUPLICATE"}
@@ -76,12 +77,7 @@ def recipe(config: dict[str, Any]) -> str:
 
 def wait_until(condition: Callable[[], object], timeout_seconds: float = 120) -> bool:
     """Poll until condition() is truthy; False if it never was (a bound on a hang)."""
-    deadline = time.monotonic() + timeout_seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return bool(condition())
+    return wait_for(condition, timeout_seconds, interval=0.1)
 
 
 @dataclass

@@ -28,12 +28,30 @@ from tests.chaos.support import (
 Workers = Callable[..., WorkerProcess]
 
 
-def lost_and_doubled(sandbox: Sandbox, urns: list[str], markers: Path) -> tuple[int, int]:
-    """Requests without a terminal status; requests with two terminal statuses or two ends."""
+def assert_none_lost_doubled_or_left(
+    scenario: str,
+    sandbox: Sandbox,
+    urns: list[str],
+    markers: Path,
+    recover_seconds: float,
+    *,
+    tasks: int | None = None,
+) -> None:
+    """Every request has one terminal status, ran to its end once, and left no process;
+    the row goes to the table."""
     lost = sum(1 for urn in urns if not terminal_statuses(sandbox, urn))
     doubled = sum(1 for urn in urns if len(terminal_statuses(sandbox, urn)) > 1)
     doubled += sum(1 for _, ends in runs(markers).values() if ends > 1)
-    return lost, doubled
+    left = processes_left(markers)
+    record(
+        scenario,
+        tasks or len(urns),
+        lost=lost,
+        doubled=doubled,
+        processes_left=left,
+        recover_seconds=recover_seconds,
+    )
+    assert (lost, doubled, left) == (0, 0, 0)
 
 
 def test_kill_9_while_tasks_run_then_a_second_worker_takes_over(
@@ -53,20 +71,12 @@ def test_kill_9_while_tasks_run_then_a_second_worker_takes_over(
     assert wait_until(lambda: all(terminal_statuses(sandbox, urn) for urn in urns))
     recovered = time.monotonic() - killed_at
 
-    lost, doubled = lost_and_doubled(sandbox, urns, markers)
+    assert_none_lost_doubled_or_left(
+        "kill -9 the worker mid-run", sandbox, urns, markers, recovered
+    )
     assert [terminal_statuses(sandbox, urn) for urn in urns] == [["SUCCESS"]] * tasks
     assert all(ends == 1 for _, ends in runs(markers).values())
     assert wait_until(queue.is_empty, 30)
-    left = processes_left(markers)
-    assert (lost, doubled, left) == (0, 0, 0)
-    record(
-        "kill -9 the worker mid-run",
-        tasks,
-        lost=lost,
-        doubled=doubled,
-        processes_left=left,
-        recover_seconds=recovered,
-    )
 
 
 def test_sigterm_releases_unstarted_messages_and_lets_running_tasks_finish(
@@ -93,17 +103,14 @@ def test_sigterm_releases_unstarted_messages_and_lets_running_tasks_finish(
     assert [terminal_statuses(sandbox, urn) for urn in running] == [["SUCCESS"]] * 2
     assert [terminal_statuses(sandbox, urn) for urn in unstarted] == [[], []]
     assert set(runs(markers)) == {"drain-0", "drain-1"}
-    lost, doubled = lost_and_doubled(sandbox, running, markers)
-    left = processes_left(markers)
-    assert (lost, doubled, left) == (0, 0, 0)
     assert queue.counts() == (2, 0)
-    record(
+    assert_none_lost_doubled_or_left(
         f"SIGTERM with 2 running, 2 in a poll (released, visible after {visible_after:.1f} s)",
-        4,
-        lost=lost,
-        doubled=doubled,
-        processes_left=left,
-        recover_seconds=drained,
+        sandbox,
+        running,
+        markers,
+        drained,
+        tasks=4,
     )
 
 
@@ -145,17 +152,13 @@ def test_gms_outage_mid_run_every_result_arrives_after_it_recovers(
     assert [terminal_statuses(sandbox, urn) for urn in urns] == [["SUCCESS"]] * tasks
     assert all(counts == (1, 1) for counts in runs(markers).values())
     assert wait_until(queue.is_empty, 30)
-    lost, doubled = lost_and_doubled(sandbox, urns, markers)
-    left = processes_left(markers)
-    assert (lost, doubled, left) == (0, 0, 0)
     assert sandbox.gms.rejected == []
-    record(
+    assert_none_lost_doubled_or_left(
         f"GMS {'answers 503' if mode == '503' else 'refuses connections'} mid-run",
-        tasks,
-        lost=lost,
-        doubled=doubled,
-        processes_left=left,
-        recover_seconds=recovered,
+        sandbox,
+        urns,
+        markers,
+        recovered,
     )
 
 
@@ -195,14 +198,7 @@ def test_memory_hog_hang_and_process_tree_end_with_a_reason_and_nothing_left(
         "2023-11-14 22:13:20 UTC): killed by signal SIGTERM (15)" in reports[tree]
     )
     assert len((markers / "tree.pids").read_text().split()) == 4  # datahub and 3 children
-    left = processes_left(markers)
-    assert left == 0
     assert wait_until(queue.is_empty, 30)
-    record(
-        "memory hog, hang, tree of sleepers",
-        3,
-        lost=0,
-        doubled=0,
-        processes_left=left,
-        recover_seconds=ended,
+    assert_none_lost_doubled_or_left(
+        "memory hog, hang, tree of sleepers", sandbox, urns, markers, ended
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,20 +21,12 @@ from remote_executor.sandbox.aws import AwsSandbox
 from remote_executor.secrets import Redactor, StaticSecretResolver
 from remote_executor.task import TaskContext
 from remote_executor.worker import Worker, WorkerConfig
+from tests.polling import wait_for as poll_until
 
 FAKE_DATAHUB = Path(__file__).parent / "fixtures" / "fake_datahub.py"
 FAKE_COMMAND = (sys.executable, str(FAKE_DATAHUB))
 # The fake CLI needs nothing from the worker's environment but a PATH.
 CHILD_BASE_ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-
-
-def _wait_for(condition: Callable[[], object], timeout_seconds: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout_seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return bool(condition())
 
 
 def _recipe_yaml(config: dict[str, Any] | None = None, **top: Any) -> str:
@@ -61,7 +52,7 @@ def wait_for() -> Callable[..., bool]:
     False if it never was within the timeout, which is generous: it bounds a hang,
     it does not measure speed.
     """
-    return _wait_for
+    return poll_until
 
 
 @pytest.fixture

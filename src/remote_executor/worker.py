@@ -1,16 +1,15 @@
 """The worker loop: receive while slots are free, decide, run, report, acknowledge.
 
-Every message ends in one explicit outcome (see ``outcome``), decided in
-``_decide``: acknowledge (delete), release (visible again, possibly after a
-delay), or dead-letter (moved aside with the reason). A message is deleted
-only after GMS accepted its terminal result; a message that cannot be decoded
-is never retried.
+Every message ends in one explicit outcome (see ``outcome``): acknowledge
+(delete), release (visible again, possibly after a delay), or dead-letter
+(moved aside with the reason). ``intake`` decides whether a message's request
+may run; this module runs it, keeps its lease, watches for cancel, drains on
+shutdown, and deletes the message only after GMS accepted the terminal result.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -22,20 +21,18 @@ from remote_executor.errors import (
     GmsError,
     GmsRejectedError,
     GmsUnavailableError,
-    MessageError,
     QueueError,
 )
 from remote_executor.gms import Reporter
-from remote_executor.messages import parse_envelope, parse_input
-from remote_executor.models import ExecutionRequest, Status, TaskResult
+from remote_executor.intake import Intake
+from remote_executor.models import ExecutionRequest, TaskResult
 from remote_executor.outcome import Decision, Outcome, end_message
 from remote_executor.queue.base import MAX_VISIBILITY_SECONDS, Lease, Queue
 from remote_executor.queue.lease import LeaseKeeper
 from remote_executor.task import StopKind, Task, TaskContext
-from remote_executor.watch import CancelWatcher, ProgressUpdater, describe_kill
+from remote_executor.watch import CancelWatcher, ProgressUpdater
 
 log = structlog.get_logger("remote_executor.worker")
-TERMINAL = frozenset(status.value for status in Status if status.is_terminal)
 
 
 @dataclass(frozen=True)
@@ -70,6 +67,13 @@ class Worker:
         self._config = config
         self._keeper = LeaseKeeper(
             queue, config.lease_seconds, self._lease_lost, config.max_visibility_seconds
+        )
+        self._intake = Intake(
+            reporter,
+            config.worker_id,
+            foreign_visibility_seconds=config.foreign_visibility_seconds,
+            max_attempts=config.max_attempts,
+            retry_delay_seconds=config.retry_delay_seconds,
         )
         self._watcher = CancelWatcher(
             reporter, config.signal_poll_seconds, self._cancel, self._refused
@@ -215,83 +219,23 @@ class Worker:
 
     def _decide(self, lease: Lease) -> Decision:
         try:
-            envelope = parse_envelope(lease.body)
-            value = envelope.input
-            if value is None:
-                value = self._reporter.read_input(envelope.urn)
-                if value is None:
-                    raise MessageError(
-                        "message was truncated and GMS has no input for it", envelope.urn
-                    )
-            request = parse_input(envelope.urn, value)
-        except MessageError as exc:
-            return self._reject(lease, exc)
+            admitted = self._intake.admit(lease)
+            if isinstance(admitted, Decision):
+                return admitted
+            if self._stopping.is_set():
+                return Decision(Outcome.RELEASE, "worker is stopping")
+            return self._run(admitted, lease)
         except GmsAuthError as exc:
             self._refused(exc)
             return Decision(Outcome.RELEASE, f"GMS refuses the token: {exc}")
-        except GmsError as exc:
-            return self._retry_later(f"could not read the truncated input: {exc}")
-        if request.executor_id != self._config.worker_id:
-            log.warning(
-                "message for another executor left for its owner",
-                request_urn=request.urn,
-                executor_id=request.executor_id,
-            )
-            return Decision(
-                Outcome.RELEASE,
-                f"executorId is {request.executor_id!r}, not ours",
-                self._config.foreign_visibility_seconds,
-            )
-        try:
-            return self._run(request, lease)
-        except GmsAuthError as exc:
-            self._refused(exc)
-            return Decision(Outcome.RELEASE, f"GMS refuses the token: {exc}")
-
-    def _retry_later(self, reason: str) -> Decision:
-        return Decision(Outcome.RELEASE, reason, self._config.retry_delay_seconds)
-
-    def _reject(self, lease: Lease, exc: MessageError) -> Decision:
-        reason = f"Rejected the execution request message: {exc}"
-        if exc.urn is None:
-            log.error("undecodable message", message_id=lease.message_id, error=str(exc))
-            return Decision(Outcome.DEAD_LETTER, str(exc))
-        log.error("bad execution request", request_urn=exc.urn, error=str(exc))
-        try:
-            self._reporter.report(exc.urn, self._result(lease, Status.FAILURE, reason))
-        except GmsUnavailableError as report_exc:
-            # Keep the message: deleting it would lose the only trace of the failure in GMS.
-            log.error(
-                "could not report the bad message; kept for a retry",
-                request_urn=exc.urn,
-                error=str(report_exc),
-            )
-            return self._retry_later(f"failure not accepted by GMS: {report_exc}")
-        except GmsRejectedError as report_exc:
-            return Decision(
-                Outcome.DEAD_LETTER, f"{exc}; GMS refused its FAILURE result: {report_exc}"
-            )
-        return Decision(Outcome.DEAD_LETTER, str(exc))
-
-    @staticmethod
-    def _result(lease: Lease, status: Status, report: str) -> TaskResult:
-        start = lease.first_receive_ms or lease.sent_ms or int(time.time() * 1000)
-        return TaskResult(status=status, report=report, start_time_ms=start, duration_ms=0)
 
     def _run(self, request: ExecutionRequest, lease: Lease) -> Decision:
         bound = log.bind(request_urn=request.urn, task=request.task.value)
         try:
-            refusal = self._preflight(request, lease)
-        except GmsUnavailableError as exc:
-            bound.error("cannot read the request's state in GMS", error=str(exc))
-            return self._retry_later(f"GMS unavailable: {exc}")
-        if refusal is not None:
-            return refusal
-        try:
             self._keeper.secure(lease)
         except QueueError as exc:
             bound.error("could not extend the lease; not started", error=str(exc))
-            return self._retry_later(f"lease not extended, not started: {exc}")
+            return self._intake.retry_later(f"lease not extended, not started: {exc}")
         task = Task(request, self._context)
         with self._lock:
             self._tasks[lease.message_id] = task
@@ -302,42 +246,6 @@ class Worker:
             self._watcher.forget(task)
             with self._lock:
                 self._tasks.pop(lease.message_id, None)
-
-    def _preflight(self, request: ExecutionRequest, lease: Lease) -> Decision | None:
-        """Why this request must not run now, or None: already finished, killed, too many
-        attempts, or the worker is stopping."""
-        existing = self._reporter.read_result(request.urn)
-        if existing and existing.get("status") in TERMINAL:
-            log.info("already finished, acknowledging", request_urn=request.urn)
-            return Decision(Outcome.ACKNOWLEDGE, f"already {existing['status']}")
-        signal_value = self._reporter.read_signal(request.urn)
-        kill = describe_kill(signal_value) if signal_value else None
-        if kill is not None:
-            return self._finish_early(lease, request, Status.CANCELLED, f"Cancelled: {kill}.")
-        attempts = lease.receive_count - 1
-        if attempts >= self._config.max_attempts:
-            return self._finish_early(
-                lease,
-                request,
-                Status.FAILURE,
-                f"Failed: gave up after {attempts} attempts (EXECUTOR_MAX_ATTEMPTS="
-                f"{self._config.max_attempts}); each ended without a result, for instance "
-                "because its worker was killed or GMS did not accept the result. See the "
-                "workers' logs for this request.",
-            )
-        if self._stopping.is_set():
-            return Decision(Outcome.RELEASE, "worker is stopping")
-        return None
-
-    def _finish_early(
-        self, lease: Lease, request: ExecutionRequest, status: Status, report: str
-    ) -> Decision:
-        log.warning("ended without running", request_urn=request.urn, status=status.value)
-        try:
-            self._reporter.report(request.urn, self._result(lease, status, report))
-        except GmsUnavailableError as exc:
-            return self._retry_later(f"{status.value} not accepted by GMS: {exc}")
-        return Decision(Outcome.ACKNOWLEDGE, f"{status.value} without running")
 
     def _execute(self, task: Task, bound: structlog.typing.FilteringBoundLogger) -> Decision:
         urn = task.request.urn
@@ -389,7 +297,7 @@ class Worker:
                 continue
             except GmsRejectedError as exc:
                 if shortened:
-                    return self._retry_later(f"final report refused: {exc}")
+                    return self._intake.retry_later(f"final report refused: {exc}")
                 bound.error("GMS refused the final report; sending a short one", error=str(exc))
                 result = task.shortened(result, f"GMS refused the full report: {exc}")
                 shortened = True

@@ -74,7 +74,7 @@ def _unparseable(text: str) -> str:
     """text, unless it is JSON: then "~" + text, which no JSON text starts with."""
     try:
         json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # the worker cannot read it either
         return text or "~"  # "" counts as absent for the args that hold JSON
     return f"~{text}"
 
@@ -83,7 +83,7 @@ def _not_an_object(text: str) -> str:
     """text, unless it is a JSON object, which could happen to be a whole message."""
     try:
         decoded = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text
     return f"~{text}" if isinstance(decoded, dict) else text
 

@@ -379,19 +379,3 @@ def test_stop_and_start_keep_the_port_and_the_state(http: requests.Session) -> N
         assert [r["status"] for r in gms.results(URN)] == ["RUNNING", "SUCCESS"]
     finally:
         gms.stop()
-
-
-def test_restart_after_serves_again_on_the_same_url(
-    gms: GmsStandIn, http: requests.Session
-) -> None:
-    url = gms.url
-    assert ingest(http, gms, result("RUNNING")).status_code == 200
-
-    restarted = gms.restart_after(0.1)
-
-    assert restarted.wait(timeout=20)
-    assert gms.url == url
-    aspect_url = f"{url}/aspects/{quote(URN, safe='')}?aspect={RESULT}&version=0"
-    assert http.get(aspect_url).json()["aspect"] == {
-        "com.linkedin.execution.ExecutionRequestResult": {"status": "RUNNING"}
-    }

@@ -75,13 +75,6 @@ class GmsStandIn:
         """Also cuts kept-alive connections, so that a stopped GMS looks down to pooled clients."""
         self._http.stop()
 
-    def restart_after(self, seconds: float) -> threading.Event:
-        """An outage: stops now, serves again on the same port after seconds, then sets the event.
-
-        A stop() before then cancels the restart.
-        """
-        return self._http.restart_after(seconds)
-
     def fail_with(self, status: int | None) -> None:
         """While set, every request gets this HTTP status (e.g. 503); None returns to normal.
 

@@ -44,25 +44,26 @@ class LoopbackServer:
         self._lifecycle = threading.Lock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
-        self._generation = 0  # bumped by stop(), so a pending restart_after() is cancelled
 
     @property
     def port(self) -> int:
         """The bound port; 0 until the first start() when constructed with port 0."""
         return self._port
 
-    @property
-    def running(self) -> bool:
-        return self._server is not None
-
     def start(self) -> None:
         with self._lifecycle:
-            self._start()
+            if self._server is not None:
+                raise RuntimeError(f"the {self._name} server is already running")
+            self._server = _Server(("127.0.0.1", self._port), self._app)
+            self._port = self._server.server_address[1]
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, args=(0.05,), name=self._name, daemon=True
+            )
+            self._thread.start()
 
     def stop(self) -> None:
         """Also cuts kept-alive connections, so that clients see the server down."""
         with self._lifecycle:
-            self._generation += 1
             if self._server is None:
                 return
             self._server.shutdown()
@@ -71,41 +72,6 @@ class LoopbackServer:
             if self._thread is not None:
                 self._thread.join()
             self._server, self._thread = None, None
-
-    def restart_after(self, seconds: float) -> threading.Event:
-        """Stops now and serves again on the same port after seconds; the event is set then.
-
-        Clients meanwhile get connection refused. A stop() before the restart cancels it; if
-        the port was taken meanwhile, the restart fails in the timer thread and the event stays
-        unset.
-        """
-        self.stop()
-        restarted = threading.Event()
-        with self._lifecycle:
-            generation = self._generation
-        timer = threading.Timer(seconds, self._restart, args=(generation, restarted))
-        timer.daemon = True
-        timer.start()
-        return restarted
-
-    def _restart(self, generation: int, restarted: threading.Event) -> None:
-        with self._lifecycle:
-            if generation != self._generation:
-                return
-            if self._server is None:  # unless start() came first
-                self._start()
-        restarted.set()
-
-    def _start(self) -> None:
-        """Caller holds the lifecycle lock."""
-        if self._server is not None:
-            raise RuntimeError(f"the {self._name} server is already running")
-        self._server = _Server(("127.0.0.1", self._port), self._app)
-        self._port = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name=self._name, daemon=True
-        )
-        self._thread.start()
 
 
 class _Server(ThreadingHTTPServer):

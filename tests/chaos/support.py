@@ -13,10 +13,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from remote_executor.models import request_urn
 from remote_executor.runner import group_has_live_members
 from remote_executor.sandbox import Sandbox
 from tests.polling import wait_for
+from tests.processes import alive
 
 FAKE_DATAHUB = Path(__file__).parents[1] / "unit" / "fixtures" / "fake_datahub.py"
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELLED", "TIMEOUT", "ABORTED", "DUPLICATE"}
@@ -147,7 +147,6 @@ class WorkerProcess:
 
     proc: subprocess.Popen[bytes]
     log_path: Path
-    started: float = field(default_factory=time.monotonic)
 
     def log(self) -> str:
         """Everything the worker wrote so far."""
@@ -226,14 +225,5 @@ def processes_left(markers: Path) -> int:
     tree = markers / "tree.pids"
     if tree.exists():
         for line in tree.read_text().split():
-            left += _alive(int(line))
+            left += alive(int(line))
     return left
-
-
-def _alive(pid: int) -> int:
-    stat = Path(f"/proc/{pid}/stat")
-    try:
-        state = stat.read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return 0
-    return 0 if state == "Z" else 1

@@ -26,6 +26,7 @@ from remote_executor.runner import (
     group_has_live_members,
 )
 from remote_executor.secrets import MASK, Redactor
+from tests.processes import alive
 
 SECRET = "hunter2-secret-value"
 ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONUNBUFFERED": "1"}
@@ -35,15 +36,6 @@ STUBBORN = (
     "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
     "print('stubborn ready', flush=True); time.sleep(300)"
 )
-
-
-def alive(pid: int) -> bool:
-    """Running, as opposed to gone or a zombie nobody reaped yet."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 @pytest.fixture

@@ -330,9 +330,10 @@ def test_warm_stop_lets_a_running_task_finish(
     queue, reporter = MemoryQueue(), MemoryReporter()
     queue.send(message("warm-1", recipe_yaml({"marker_dir": str(markers), "sleep_seconds": 1})))
 
-    with running(queue, reporter) as worker:
+    with running(queue, reporter, shutdown_grace_seconds=60) as worker:
         assert wait_for(lambda: runs(markers) == 1)
         worker.stop()
+        assert not worker.ready
 
     assert reporter.statuses(request_urn("warm-1"))[-1] == "SUCCESS"
     assert len(queue) == 0
@@ -350,9 +351,10 @@ def test_cold_stop_stops_the_task_and_releases_its_message(
         message("cold-1", recipe_yaml({"marker_dir": str(markers), "sleep_seconds": 300}))
     )
 
-    with running(recording_queue, reporter) as worker:
+    with running(recording_queue, reporter, shutdown_grace_seconds=600) as worker:
         assert wait_for(lambda: runs(markers) == 1)
-        worker.stop(force=True)
+        worker.stop()  # the first signal: drain, with a grace far longer than the test
+        worker.stop(force=True)  # the second: stop now
 
     # Released at once for another worker (again, if the stopping loop received it anew).
     assert set(recording_queue.releases) == {(message_id, 0)}

@@ -13,7 +13,6 @@ from remote_executor.gms import MemoryReporter
 from remote_executor.models import Status, TaskResult, request_urn
 from remote_executor.queue import Lease, MemoryQueue
 from remote_executor.runner import group_has_live_members
-from remote_executor.worker import Worker
 from tests.unit.worker_support import WaitFor, edited_message, message, runs, terminal
 
 Running = Callable[..., Any]
@@ -112,21 +111,6 @@ def test_redelivered_past_max_attempts_gives_up_without_running(
     )
     assert queue.deleted == [message_id]
     assert runs(markers) == 0
-
-
-def test_drain_lets_a_running_task_finish_within_the_grace(
-    running: Running, wait_for: WaitFor, recipe_yaml: Callable[..., str], markers: Path
-) -> None:
-    queue, reporter = MemoryQueue(), MemoryReporter()
-    queue.send(message("drain-1", recipe_yaml({"marker_dir": str(markers), "sleep_seconds": 1})))
-
-    with running(queue, reporter, shutdown_grace_seconds=60) as worker:
-        assert wait_for(lambda: runs(markers) == 1)
-        worker.stop()
-        assert not worker.ready
-
-    assert reporter.statuses(request_urn("drain-1"))[-1] == "SUCCESS"
-    assert len(queue) == 0
 
 
 def test_drain_stops_a_task_after_the_grace_and_releases_it_at_once(
@@ -230,22 +214,6 @@ def test_refused_token_makes_the_worker_unready_until_it_is_accepted(
         assert worker.ready
 
     assert reporter.statuses(urn)[-1] == "SUCCESS"
-
-
-def test_second_stop_signal_stops_running_tasks_at_once(
-    running: Running, wait_for: WaitFor, recipe_yaml: Callable[..., str], markers: Path
-) -> None:
-    queue, reporter = MemoryQueue(), MemoryReporter()
-    queue.send(message("force-1", recipe_yaml({"marker_dir": str(markers), "sleep_seconds": 300})))
-
-    with running(queue, reporter, shutdown_grace_seconds=600) as worker:
-        assert isinstance(worker, Worker)
-        assert wait_for(lambda: runs(markers) == 1)
-        worker.stop()
-        worker.stop(force=True)
-
-    assert queue.visible_count() == 1
-    assert not terminal(reporter, request_urn("force-1"))
 
 
 def test_refused_token_at_the_end_keeps_the_result_until_accepted_without_rerunning(

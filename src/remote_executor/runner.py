@@ -30,6 +30,7 @@ from remote_executor.secrets import Redactor
 MAX_LINE_BYTES = 64 * 1024
 # What a child that ran out of memory prints: Python, C, C++ and the JVM's words for it.
 OOM_MARKERS = ("MemoryError", "Cannot allocate memory", "std::bad_alloc", "OutOfMemoryError")
+OOM_WINDOW_CHARS = 64 * 1024
 _PR_SET_PDEATHSIG = 1
 # Looked up before any fork: the child may only call what is already resolved.
 _prctl: Any = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
@@ -174,7 +175,6 @@ class ProcessRun:
         self._redactor = redactor
         self.tail = tail
         self._stopped_because: str | None = None
-        self._said_out_of_memory = False
         self._exited = threading.Event()
         self._started = time.monotonic()
         try:
@@ -227,8 +227,6 @@ class ProcessRun:
         if not text:
             return
         line = self._redactor.redact(text)
-        if not self._said_out_of_memory and any(word in line for word in OOM_MARKERS):
-            self._said_out_of_memory = True
         log.write(line)
         log.flush()
         self.tail.append(line)
@@ -252,9 +250,14 @@ class ProcessRun:
             # ru_maxrss is in KiB on Linux, in bytes on macOS.
             peak_rss_mb=usage.ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024),
             memory_limit_mb=self._spec.memory_limit_mb,
-            said_out_of_memory=self._said_out_of_memory,
+            said_out_of_memory=self._said_out_of_memory(),
         )
         return outcome
+
+    def _said_out_of_memory(self) -> bool:
+        # Read once at the end, not per line: a dying process's last words are at the end.
+        last_words = self.tail.text()[-OOM_WINDOW_CHARS:]
+        return any(word in last_words for word in OOM_MARKERS)
 
     def stop(self, reason: str, grace_seconds: float) -> None:
         """SIGTERM to the whole process group, SIGKILL if it is still there after the grace."""

@@ -57,21 +57,18 @@ class StopKind(enum.Enum):
     @property
     def status(self) -> Status:
         """The terminal status of a task stopped this way (SHUTDOWN is released, not final)."""
-        return {StopKind.TIMEOUT: Status.TIMEOUT, StopKind.CANCELLED: Status.CANCELLED}.get(
-            self, Status.FAILURE
-        )
+        if self is StopKind.TIMEOUT:
+            return Status.TIMEOUT
+        return Status.CANCELLED if self is StopKind.CANCELLED else Status.FAILURE
+
+    @property
+    def title(self) -> str:
+        """How the report's status line starts."""
+        return {StopKind.TIMEOUT: "Timed out", StopKind.CANCELLED: "Cancelled"}.get(self, "Stopped")
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-_STOPPED_TITLES = {
-    StopKind.TIMEOUT: "Timed out",
-    StopKind.CANCELLED: "Cancelled",
-    StopKind.LEASE_LOST: "Stopped",
-    StopKind.SHUTDOWN: "Stopped",
-}
 
 
 class Task:
@@ -264,7 +261,7 @@ class Task:
         structured = self._structured_report()
         if stopped is not None:
             status = stopped[0].status
-            lines = [f"{_STOPPED_TITLES[stopped[0]]}: {outcome.describe()}."]
+            lines = [f"{stopped[0].title}: {outcome.describe()}."]
         elif outcome.succeeded:
             status, lines = Status.SUCCESS, [f"Succeeded: {outcome.describe()}."]
         else:

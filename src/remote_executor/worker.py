@@ -83,14 +83,14 @@ class Worker:
         self._stopping = threading.Event()
         self._forced = threading.Event()
         self._grace_timer: threading.Timer | None = None
-        self._unready: str | None = None
+        self._token_refused = threading.Event()
         self._tasks: dict[str, Task] = {}
         self._lock = threading.Lock()
 
     @property
     def ready(self) -> bool:
         """Taking work: not stopping, and GMS accepts the token."""
-        return not self._stopping.is_set() and self._unready is None
+        return not self._stopping.is_set() and not self._token_refused.is_set()
 
     def stop(self, force: bool = False) -> None:
         """Drain: stop receiving; running tasks get the shutdown grace, then are stopped.
@@ -140,7 +140,7 @@ class Worker:
         self._watcher.start()
         try:
             while not self._stopping.is_set():
-                if self._unready is not None:
+                if self._token_refused.is_set():
                     self._wait_for_token()
                 else:
                     self._receive_once()
@@ -153,28 +153,27 @@ class Worker:
             log.info("worker stopped", worker_id=self._config.worker_id)
 
     def _refused(self, exc: GmsAuthError) -> None:
-        if self._unready is None:
+        if not self._token_refused.is_set():
             log.error(
                 "GMS refuses the executor's token: taking no new work until it is accepted; "
                 "check DATAHUB_GMS_TOKEN",
                 error=str(exc),
                 recheck_seconds=self._config.token_recheck_seconds,
             )
-        self._unready = str(exc)
+        self._token_refused.set()
 
     def _wait_for_token(self) -> None:
         if self._stopping.wait(self._config.token_recheck_seconds):
             return
         try:
             self._reporter.check_token()
-        except GmsAuthError as exc:
-            self._unready = str(exc)
+        except GmsAuthError:
             return
         except GmsError as exc:
             log.warning("cannot check the token yet", error=str(exc))
             return
         log.info("GMS accepts the token again: taking work")
-        self._unready = None
+        self._token_refused.clear()
 
     def _receive_once(self) -> None:
         free = 0

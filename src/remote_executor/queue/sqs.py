@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from remote_executor.aws import RETRY_CONFIG, describe, error_code
 from remote_executor.errors import ConfigurationError, LeaseLostError, QueueError
 from remote_executor.queue.base import Lease
-from remote_executor.secrets.aws import AWS_RETRY_CONFIG
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -38,11 +38,6 @@ def region_from_url(queue_url: str) -> str | None:
     return match.group(1) if match else None
 
 
-def _error_text(exc: ClientError) -> str:
-    error = exc.response.get("Error", {})
-    return f"{error.get('Code', 'Error')}: {error.get('Message', '')}".rstrip(": ")
-
-
 class SqsQueue:
     """One SQS queue; every call is wrapped into QueueError or LeaseLostError."""
 
@@ -60,7 +55,7 @@ class SqsQueue:
         """A queue with a client from boto3's configuration; region from the URL if unset."""
         region = region or boto3.session.Session().region_name or region_from_url(queue_url)
         try:
-            client = boto3.client("sqs", region_name=region, config=AWS_RETRY_CONFIG)
+            client = boto3.client("sqs", region_name=region, config=RETRY_CONFIG)
         except BotoCoreError as exc:
             raise ConfigurationError(
                 f"cannot use the queue {queue_url}: {exc}; set AWS_REGION"
@@ -81,7 +76,7 @@ class SqsQueue:
                 MessageSystemAttributeNames=_SYSTEM_ATTRIBUTES,
             )
         except (ClientError, BotoCoreError) as exc:
-            raise QueueError(f"receive from {self._url} failed: {self._describe(exc)}") from exc
+            raise QueueError(f"receive from {self._url} failed: {describe(exc)}") from exc
         return [self._lease(message) for message in response.get("Messages", [])]
 
     def extend(self, lease: Lease, lease_seconds: int) -> None:
@@ -95,7 +90,7 @@ class SqsQueue:
             self._client.delete_message(QueueUrl=self._url, ReceiptHandle=lease.receipt_handle)
         except (ClientError, BotoCoreError) as exc:
             raise QueueError(
-                f"delete of message {lease.message_id} failed: {self._describe(exc)}"
+                f"delete of message {lease.message_id} failed: {describe(exc)}"
             ) from exc
 
     @property
@@ -115,7 +110,7 @@ class SqsQueue:
                     )
                 except (ClientError, BotoCoreError) as exc:
                     raise QueueError(
-                        f"dead-letter queue {target} of {self._url}: {self._describe(exc)}"
+                        f"dead-letter queue {target} of {self._url}: {describe(exc)}"
                     ) from exc
                 self._dead_letter_url = response["QueueUrl"]
         return self._dead_letter_url
@@ -136,8 +131,7 @@ class SqsQueue:
             )
         except (ClientError, BotoCoreError) as exc:
             raise QueueError(
-                f"send to the dead-letter queue {self._dead_letter_url} failed: "
-                f"{self._describe(exc)}"
+                f"send to the dead-letter queue {self._dead_letter_url} failed: {describe(exc)}"
             ) from exc
         self.delete(lease)
 
@@ -145,14 +139,14 @@ class SqsQueue:
         try:
             response = self._client.send_message(QueueUrl=self._url, MessageBody=body)
         except (ClientError, BotoCoreError) as exc:
-            raise QueueError(f"send to {self._url} failed: {self._describe(exc)}") from exc
+            raise QueueError(f"send to {self._url} failed: {describe(exc)}") from exc
         return response["MessageId"]
 
     def attributes(self) -> dict[str, str]:
         try:
             response = self._client.get_queue_attributes(QueueUrl=self._url, AttributeNames=["All"])
         except (ClientError, BotoCoreError) as exc:
-            raise QueueError(f"queue {self._url}: {self._describe(exc)}") from exc
+            raise QueueError(f"queue {self._url}: {describe(exc)}") from exc
         return {str(key): value for key, value in response.get("Attributes", {}).items()}
 
     def _change_visibility(self, lease: Lease, seconds: int) -> None:
@@ -161,18 +155,13 @@ class SqsQueue:
                 QueueUrl=self._url, ReceiptHandle=lease.receipt_handle, VisibilityTimeout=seconds
             )
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code in _LEASE_GONE:
+            if error_code(exc) in _LEASE_GONE:
                 raise LeaseLostError(
-                    f"lease of message {lease.message_id} lost: {_error_text(exc)}"
+                    f"lease of message {lease.message_id} lost: {describe(exc)}"
                 ) from exc
-            raise QueueError(f"visibility change failed: {_error_text(exc)}") from exc
+            raise QueueError(f"visibility change failed: {describe(exc)}") from exc
         except BotoCoreError as exc:
             raise QueueError(f"visibility change failed: {exc}") from exc
-
-    @staticmethod
-    def _describe(exc: ClientError | BotoCoreError) -> str:
-        return _error_text(exc) if isinstance(exc, ClientError) else str(exc)
 
     @staticmethod
     def _lease(message: Any) -> Lease:

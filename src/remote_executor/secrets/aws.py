@@ -10,17 +10,13 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from remote_executor.aws import RETRY_CONFIG, error_code
 from remote_executor.errors import MissingSecretError, SecretError
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
-
-# botocore's standard mode retries throttling, 5xx and connection errors with
-# jittered exponential backoff; 4xx such as AccessDenied are not retried.
-AWS_RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
 
 _NOT_FOUND = {"ResourceNotFoundException"}
 _DENIED = {"AccessDeniedException", "AccessDenied"}
@@ -57,7 +53,7 @@ class AwsSecretResolver:
             )
             try:
                 self._client = boto3.client(
-                    "secretsmanager", region_name=region, config=AWS_RETRY_CONFIG
+                    "secretsmanager", region_name=region, config=RETRY_CONFIG
                 )
             except BotoCoreError as exc:
                 raise SecretError(f"cannot reach Secrets Manager: {exc}; set AWS_REGION") from exc
@@ -86,7 +82,7 @@ class AwsSecretResolver:
         try:
             response: Any = self.client.get_secret_value(SecretId=secret_id)
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
+            code = error_code(exc)
             if code in _NOT_FOUND:
                 raise SecretError(
                     f"secret {name}: AWS Secrets Manager has no secret {secret_id}"

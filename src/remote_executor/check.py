@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from remote_executor.errors import ExecutorError, GmsAuthError
 from remote_executor.gms import GmsClient
 from remote_executor.queue.base import Queue
-from remote_executor.secrets import SecretResolver
+from remote_executor.secrets import SecretSources
 
 
 @dataclass(frozen=True)
@@ -66,18 +66,23 @@ def check_queue(queue: Queue | None) -> Iterator[CheckResult]:
     yield CheckResult(True, "queue", f"{queue.url} reachable, {waiting} message(s) waiting")
 
 
-def check_secrets(resolver: SecretResolver) -> Iterator[CheckResult]:
-    """Every configured secret resolves; names only, never values."""
-    names = resolver.configured_names()
-    if not names:
-        yield CheckResult(True, "secrets", "none configured (EXECUTOR_SECRETS)")
-    for name in names:
-        try:
-            resolver.resolve([name])
-        except ExecutorError as exc:
-            yield CheckResult(False, "secrets", str(exc))
-        else:
-            yield CheckResult(True, "secrets", f"{name} resolves")
+def check_secrets(sources: SecretSources) -> Iterator[CheckResult]:
+    """Each source in order, and every name it is known to hold resolves; never values."""
+    if not sources.resolvers:
+        yield CheckResult(True, "secrets", "no source (EXECUTOR_SECRET_SOURCES is empty)")
+    for resolver in sources.resolvers:
+        names = resolver.configured_names()
+        yield CheckResult(True, "secrets", f"{resolver.label}: {resolver.describe()}")
+        for name in names:
+            try:
+                found = resolver.lookup([name])
+            except ExecutorError as exc:
+                yield CheckResult(False, "secrets", f"{resolver.label}: {exc}")
+                continue
+            if name in found:
+                yield CheckResult(True, "secrets", f"{resolver.label}: {name} resolves")
+            else:
+                yield CheckResult(False, "secrets", resolver.missed(name))
 
 
 def check_cli(command: tuple[str, ...]) -> Iterator[CheckResult]:

@@ -7,6 +7,7 @@ import shlex
 import shutil
 import signal
 import sys
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,15 @@ from remote_executor import __version__
 from remote_executor.check import check_cli, check_gms, check_queue, check_secrets
 from remote_executor.errors import ConfigurationError, ExecutorError, NotGmsError
 from remote_executor.gms import GmsClient
+from remote_executor.handoff import Handoff
 from remote_executor.logs import configure_logging
 from remote_executor.messages import build_message
 from remote_executor.models import URN_PREFIX, ExecutionRequest, Status, TaskKind
 from remote_executor.queue.sqs import SqsQueue
-from remote_executor.secrets import Redactor
+from remote_executor.secrets import Redactor, SecretResolver, SecretSources
 from remote_executor.secrets.aws import AwsSecretResolver
+from remote_executor.secrets.environment import EnvSecretResolver
+from remote_executor.secrets.files import FileSecretResolver
 from remote_executor.settings import Settings, parse_name_map
 from remote_executor.task import Task, TaskContext
 from remote_executor.worker import Worker, WorkerConfig
@@ -53,14 +57,31 @@ def datahub_command(settings: Settings) -> tuple[str, ...]:
     return (shutil.which("datahub") or "datahub",)
 
 
+def secret_sources(settings: Settings) -> SecretSources:
+    """The secret sources in the order of EXECUTOR_SECRET_SOURCES."""
+    made: dict[str, SecretResolver] = {
+        "aws": AwsSecretResolver(
+            settings.secrets,
+            prefix=settings.secrets_prefix,
+            region=settings.aws_region,
+            cache_seconds=settings.secret_cache_seconds,
+        ),
+        "file": FileSecretResolver(settings.secrets_dir),
+        "env": EnvSecretResolver(os.environ),
+    }
+    return SecretSources([made[name] for name in settings.secret_sources])
+
+
 def task_context(settings: Settings, redactor: Redactor, gms_url: str | None) -> TaskContext:
     """What every task shares, wired from the settings."""
+    command = datahub_command(settings)
     return TaskContext(
-        datahub_command=datahub_command(settings),
+        datahub_command=command,
         work_dir=settings.work_dir,
         base_env=settings.child_environment(os.environ),
-        secrets=AwsSecretResolver(settings.secrets, region=settings.aws_region),
+        secrets=secret_sources(settings),
         redactor=redactor,
+        handoff=Handoff(command, settings.secret_handoff),
         gms_url=gms_url,
         token=settings.token,
         file_sink_when_no_gms=gms_url is None,
@@ -93,7 +114,8 @@ def main() -> None:
     """Pull-based remote executor for DataHub ingestion.
 
     Reads execution requests from an SQS queue, resolves ${SECRET} references from
-    AWS Secrets Manager, runs `datahub ingest` in a subprocess and reports to GMS.
+    AWS Secrets Manager, files or its environment, runs `datahub ingest` in a
+    subprocess and reports to GMS.
     Configuration comes from flags and environment variables (see `executor run -h`).
     """
 
@@ -114,8 +136,9 @@ def run(
     \b
     Environment: DATAHUB_GMS_URL, DATAHUB_GMS_TOKEN, EXECUTOR_QUEUE_URL,
     EXECUTOR_WORKER_ID, EXECUTOR_MAX_CONCURRENT_TASKS, EXECUTOR_SECRETS
-    (NAME=ARN,...), EXECUTOR_LEASE_SECONDS, EXECUTOR_TASK_TIMEOUT_SECONDS,
-    EXECUTOR_TASK_MEMORY_LIMIT_MB, EXECUTOR_MAX_ATTEMPTS,
+    (NAME=ARN,...), EXECUTOR_SECRETS_PREFIX, EXECUTOR_SECRETS_DIR,
+    EXECUTOR_SECRET_SOURCES (default aws,file,env), EXECUTOR_LEASE_SECONDS,
+    EXECUTOR_TASK_TIMEOUT_SECONDS, EXECUTOR_TASK_MEMORY_LIMIT_MB, EXECUTOR_MAX_ATTEMPTS,
     EXECUTOR_DEAD_LETTER_QUEUE_URL, EXECUTOR_SHUTDOWN_GRACE_SECONDS, and
     boto3's AWS_REGION, AWS_ENDPOINT_URL and credential chain (all of them:
     docs/configuration.md).
@@ -145,10 +168,13 @@ def run(
         queue.find_dead_letter_queue()
     except ExecutorError as exc:
         click.echo(f"warning: no dead-letter queue found: {exc}", err=True)
+    context = task_context(settings, redactor, gms.url)
+    # Ask the CLI now, not in the first task, whether it reads the stdin envelope.
+    threading.Thread(target=context.handoff.reads_envelope, name="cli-probe", daemon=True).start()
     worker = Worker(
         queue,
         gms,
-        task_context(settings, redactor, gms.url),
+        context,
         WorkerConfig(
             worker_id=settings.worker_id,
             max_concurrent_tasks=settings.max_concurrent_tasks,
@@ -232,7 +258,7 @@ def exec_(recipe: Path, test_connection: bool, env_pairs: tuple[str, ...]) -> No
     """Run RECIPE once, locally, through the worker's secrets and runner path.
 
     No queue and no GMS: a recipe without a sink writes its metadata to a file.
-    Secrets come from EXECUTOR_SECRETS as for the worker. Exits 0 on SUCCESS.
+    Secrets come from the same sources as for the worker. Exits 0 on SUCCESS.
     """
     settings = load_settings()
     redactor = _redactor_and_logs(settings)
@@ -270,7 +296,7 @@ def check() -> None:
     results = [
         *check_gms(gms, bool(settings.token)),
         *check_queue(queue),
-        *check_secrets(AwsSecretResolver(settings.secrets, region=settings.aws_region)),
+        *check_secrets(secret_sources(settings)),
         *check_cli(datahub_command(settings)),
     ]
     for result in results:

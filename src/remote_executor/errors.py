@@ -64,11 +64,11 @@ class MissingSecretError(SecretError):
     """No configured source has a value for these names."""
 
     def __init__(self, names: list[str], tried: str) -> None:
-        listed = ", ".join(names)
+        listed = ", ".join("${" + name + "}" for name in names)
         plural = "s" if len(names) > 1 else ""
         super().__init__(
-            f"secret{plural} {listed} referenced by the recipe as ${{NAME}} "
-            f"{'are' if plural else 'is'} not configured ({tried})"
+            f"secret{plural} {listed} referenced by the recipe "
+            f"{'were' if plural else 'was'} found in no source ({tried})"
         )
         self.names = names
 

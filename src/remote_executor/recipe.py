@@ -1,7 +1,7 @@
 """Recipes: parse, say what is wrong, and add what the executor owns (sink, run id).
 
 The recipe keeps its ``${NAME}`` placeholders: the ``datahub`` CLI expands them
-from its environment, so resolved secret values never reach a file.
+from the values handed to it, so resolved secret values never reach a file.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import yaml
 
 from remote_executor.errors import RecipeError
 from remote_executor.models import ExecutionRequest
+from remote_executor.secrets.references import rename_references
 
 # The child reads the GMS token for the injected sink from this variable.
 TOKEN_ENV = "DATAHUB_GMS_TOKEN"
@@ -70,7 +71,8 @@ def prepare_recipe(
     request: ExecutionRequest, default_sink: dict[str, Any] | None
 ) -> PreparedRecipe:
     """The recipe as the child runs it: the default sink if it has none, run_id, pipeline_name."""
-    recipe = parse_recipe(request.recipe)
+    # Names the CLI cannot expand (``${db-password}``) are renamed to variables it can.
+    recipe = parse_recipe(rename_references(request.recipe))
     notes: list[str] = []
     if "sink" not in recipe and default_sink is not None:
         recipe["sink"] = default_sink

@@ -191,10 +191,13 @@ class ProcessRun:
             )
         except OSError as exc:
             raise RunnerError(f"cannot start {spec.argv[0]}: {exc.strerror or exc}") from exc
-        if spec.stdin is not None and self._proc.stdin is not None:
-            self._feed_stdin(spec.stdin)
         self._reader = threading.Thread(target=self._read, name="log-reader", daemon=True)
         self._reader.start()
+        if spec.stdin is not None:
+            # In its own thread: a child that prints before it reads must not deadlock us.
+            threading.Thread(
+                target=self._feed_stdin, args=(spec.stdin,), name="stdin-feeder", daemon=True
+            ).start()
 
     @property
     def pid(self) -> int:
@@ -202,12 +205,13 @@ class ProcessRun:
         return self._proc.pid
 
     def _feed_stdin(self, data: bytes) -> None:
-        assert self._proc.stdin is not None
-        try:
-            self._proc.stdin.write(data)
-            self._proc.stdin.close()
-        except BrokenPipeError:
-            pass  # the child exited before reading; its exit code tells why
+        stdin = self._proc.stdin
+        assert stdin is not None
+        # A child that exits before reading breaks the pipe; its exit code tells why.
+        with contextlib.suppress(OSError):
+            stdin.write(data)
+        with contextlib.suppress(OSError):
+            stdin.close()
 
     def _read(self) -> None:
         stdout = self._proc.stdout

@@ -19,6 +19,8 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from remote_executor.errors import ConfigurationError
+from remote_executor.secrets.aws import SecretRef
+from remote_executor.secrets.sources import SOURCE_NAMES
 
 # What the ingestion subprocess inherits from the worker's environment, besides
 # what the executor sets itself. Static AWS keys are deliberately absent: the
@@ -100,6 +102,17 @@ class Settings(BaseSettings):
     secrets: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict, validation_alias="EXECUTOR_SECRETS"
     )
+    secrets_prefix: str | None = Field(default=None, validation_alias="EXECUTOR_SECRETS_PREFIX")
+    secrets_dir: Path = Field(default=Path("/mnt/secrets"), validation_alias="EXECUTOR_SECRETS_DIR")
+    secret_sources: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(SOURCE_NAMES), validation_alias="EXECUTOR_SECRET_SOURCES"
+    )
+    secret_cache_seconds: float = Field(
+        default=60.0, ge=0, validation_alias="EXECUTOR_SECRET_CACHE_SECONDS"
+    )
+    secret_handoff: Literal["auto", "env"] = Field(
+        default="auto", validation_alias="EXECUTOR_SECRET_HANDOFF"
+    )
     report_interval_seconds: float = Field(
         default=5.0, gt=0, validation_alias="EXECUTOR_REPORT_INTERVAL_SECONDS"
     )
@@ -154,11 +167,32 @@ class Settings(BaseSettings):
             return parse_name_map(value, "EXECUTOR_SECRETS")
         return value
 
-    @field_validator("child_env_passthrough", mode="before")
+    @field_validator("secrets")
+    @classmethod
+    def _check_refs(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, ref in value.items():
+            try:
+                SecretRef.parse(ref)
+            except ConfigurationError as exc:
+                raise ValueError(f"EXECUTOR_SECRETS: {name}: {exc}") from exc
+        return value
+
+    @field_validator("child_env_passthrough", "secret_sources", mode="before")
     @classmethod
     def _parse_names(cls, value: object) -> object:
         if isinstance(value, str):
             return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+    @field_validator("secret_sources")
+    @classmethod
+    def _check_sources(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in SOURCE_NAMES]
+        if unknown or len(set(value)) != len(value):
+            raise ValueError(
+                f"EXECUTOR_SECRET_SOURCES: {','.join(value)} is not an order of "
+                f"{', '.join(SOURCE_NAMES)} (each at most once)"
+            )
         return value
 
     @field_validator("gms_url")

@@ -18,11 +18,18 @@ from typing import Any
 
 from remote_executor import __version__
 from remote_executor.errors import RecipeError, RunnerError, SecretError
+from remote_executor.handoff import Handoff
 from remote_executor.models import ExecutionRequest, Status, TaskKind, TaskResult
 from remote_executor.recipe import SERVER_ENV, TOKEN_ENV, PreparedRecipe, prepare_recipe
 from remote_executor.report import compose_report
 from remote_executor.runner import LogTail, ProcessRun, RunOutcome, RunSpec
-from remote_executor.secrets import Redactor, SecretResolver, find_references
+from remote_executor.secrets import (
+    Redactor,
+    Resolved,
+    SecretSources,
+    find_references,
+    variable_name,
+)
 
 
 @dataclass(frozen=True)
@@ -32,8 +39,9 @@ class TaskContext:
     datahub_command: tuple[str, ...]
     work_dir: Path
     base_env: dict[str, str]
-    secrets: SecretResolver
+    secrets: SecretSources
     redactor: Redactor
+    handoff: Handoff
     gms_url: str | None
     token: str | None
     # Used when the recipe has no sink and there is no GMS (``executor exec``): a file
@@ -102,7 +110,7 @@ class Task:
         except RecipeError as exc:
             return self._failure(f"Bad recipe: {exc}")
         except SecretError as exc:
-            return self._failure(f"Missing secret: {exc}. The subprocess was not started.")
+            return self._failure(f"Secret not resolved: {exc}. The subprocess was not started.")
         self._notes.extend(prepared.notes)
         self._note_cli_version()
         try:
@@ -166,13 +174,12 @@ class Task:
         (self.dir / "tmp").mkdir(parents=True)
         self.log_path.touch()
 
-    def _resolve_secrets(self) -> dict[str, str]:
+    def _resolve_secrets(self) -> Resolved:
         required, optional = find_references(self.request.recipe)
         provided = {*self.request.extra_env_vars, *self._ctx.base_env, TOKEN_ENV, SERVER_ENV}
-        values = self._ctx.secrets.resolve(required - provided)
-        values.update(self._ctx.secrets.resolve_available(optional - provided))
-        self._ctx.redactor.add(*values.values())
-        return values
+        resolved = self._ctx.secrets.resolve(required - provided, optional - provided)
+        self._ctx.redactor.add(*resolved.values.values())
+        return resolved
 
     def _note_cli_version(self) -> None:
         version = self.request.cli_version
@@ -187,7 +194,7 @@ class Task:
                 "packages at run time; add them to the image."
             )
 
-    def _environment(self, secrets: dict[str, str]) -> dict[str, str]:
+    def _environment(self, values: dict[str, str]) -> dict[str, str]:
         env = {
             **self._ctx.base_env,
             "TMPDIR": str(self.dir / "tmp"),
@@ -196,29 +203,41 @@ class Task:
         }
         if self._ctx.gms_url:
             env[SERVER_ENV] = self._ctx.gms_url
-        if self._ctx.token:
-            env[TOKEN_ENV] = self._ctx.token
-        return {**env, **self.request.extra_env_vars, **secrets}
+        return {**env, **self.request.extra_env_vars, **values}
 
-    def _argv(self, recipe_path: Path) -> list[str]:
+    def _handed_over(self, resolved: Resolved) -> dict[str, str]:
+        # Keyed by the variable the recipe reads; the token only for the sink's ${...}.
+        values = {variable_name(name): value for name, value in resolved.values.items()}
+        if self._ctx.token:
+            values[TOKEN_ENV] = self._ctx.token
+        return values
+
+    def _argv(self, config_argument: str) -> list[str]:
         argv = list(self._ctx.datahub_command)
         if self.request.debug_mode:
             argv.append("--debug")
         # --report-to <file> alone keeps the CLI's default datahub reporter off; adding
         # --no-default-report would also drop the file report (CLI 1.x sets report_to=None).
-        argv += ["ingest", "run", "-c", str(recipe_path), "--report-to", str(self.report_path)]
+        argv += ["ingest", "run", "-c", config_argument, "--report-to", str(self.report_path)]
         if self.request.task is TaskKind.TEST_CONNECTION:
             argv.append("--test-source-connection")
         return argv
 
-    def _execute(self, prepared: PreparedRecipe, secrets: dict[str, str]) -> RunOutcome:
+    def _execute(self, prepared: PreparedRecipe, resolved: Resolved) -> RunOutcome:
+        # The recipe on disk keeps its placeholders: it shows what ran, never a value.
         recipe_path = self.dir / "recipe.yml"
         recipe_path.write_text(prepared.text, encoding="utf-8")
+        delivery = self._ctx.handoff.deliver(
+            prepared.text, recipe_path, self._handed_over(resolved)
+        )
+        if resolved.values:
+            self._notes.append(f"Secrets {resolved.describe()}, handed over {delivery.how}.")
         spec = RunSpec(
-            self._argv(recipe_path),
-            self._environment(secrets),
+            self._argv(delivery.config_argument),
+            self._environment(delivery.env),
             self.dir,
             self.log_path,
+            stdin=delivery.stdin,
             memory_limit_mb=self._ctx.memory_limit_mb,
         )
         with self._lock:

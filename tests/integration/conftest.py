@@ -16,13 +16,14 @@ import pytest
 
 from remote_executor.cli import datahub_command
 from remote_executor.gms import GmsClient
+from remote_executor.handoff import Handoff
 from remote_executor.logs import configure_logging
 from remote_executor.messages import build_message
 from remote_executor.models import request_urn
 from remote_executor.queue.sqs import SqsQueue
 from remote_executor.sandbox import Sandbox
 from remote_executor.sandbox.demo import TERMINAL, create_demo_database
-from remote_executor.secrets import Redactor
+from remote_executor.secrets import Redactor, SecretSources
 from remote_executor.secrets.aws import AwsSecretResolver
 from remote_executor.settings import Settings
 from remote_executor.task import TaskContext
@@ -103,12 +104,15 @@ def start_worker(sandbox: Sandbox, tmp_path: Path) -> Iterator[callable]:  # typ
         log = io.StringIO()
         configure_logging(redactor, "json", "INFO", stream=log)
         settings = Settings()
+        command = datahub_command(settings)
+        aws = AwsSecretResolver(secrets or {}, client=sandbox.aws.client("secretsmanager"))
         context = TaskContext(
-            datahub_command=datahub_command(settings),
+            datahub_command=command,
             work_dir=tmp_path / "tasks",
             base_env=settings.child_environment(os.environ),
-            secrets=AwsSecretResolver(secrets or {}, sandbox.aws.client("secretsmanager")),
+            secrets=SecretSources([aws]),
             redactor=redactor,
+            handoff=Handoff(command),
             gms_url=sandbox.gms.url,
             token=TOKEN,
         )

@@ -14,11 +14,12 @@ import pytest
 import yaml
 
 from remote_executor.gms import MemoryReporter
+from remote_executor.handoff import Handoff
 from remote_executor.models import ExecutionRequest, TaskKind
 from remote_executor.queue import Lease, MemoryQueue
 from remote_executor.queue.base import Queue
 from remote_executor.sandbox.aws import AwsSandbox
-from remote_executor.secrets import Redactor, StaticSecretResolver
+from remote_executor.secrets import MemorySecretResolver, Redactor, SecretSources
 from remote_executor.task import TaskContext
 from remote_executor.worker import Worker, WorkerConfig
 from tests.polling import wait_for as poll_until
@@ -82,7 +83,8 @@ def make_context(tmp_path: Path) -> Callable[..., TaskContext]:
             "datahub_command": FAKE_COMMAND,
             "work_dir": tmp_path / "work",
             "base_env": dict(CHILD_BASE_ENV),
-            "secrets": StaticSecretResolver({}),
+            "secrets": SecretSources([MemorySecretResolver({})]),
+            "handoff": Handoff(FAKE_COMMAND),
             "redactor": Redactor(),
             "gms_url": None,
             "token": None,
@@ -151,7 +153,7 @@ def running(make_context: Callable[..., TaskContext]) -> Callable[..., Any]:
             "shutdown_grace_seconds": 2.0,
             **config,
         }
-        context = make_context(secrets=StaticSecretResolver(secrets or {}))
+        context = make_context(secrets=SecretSources([MemorySecretResolver(secrets or {})]))
         worker = Worker(queue, reporter, context, WorkerConfig(**settings))
         thread = threading.Thread(target=worker.run, name="worker-under-test", daemon=True)
         thread.start()

@@ -17,8 +17,10 @@ from remote_executor.queue import MemoryQueue
 from remote_executor.queue.sqs import SqsQueue
 from remote_executor.sandbox.aws import AwsSandbox
 from remote_executor.sandbox.gms import GmsStandIn
-from remote_executor.secrets import StaticSecretResolver
+from remote_executor.secrets import MemorySecretResolver, SecretSources
 from remote_executor.secrets.aws import AwsSecretResolver
+from remote_executor.secrets.environment import EnvSecretResolver
+from remote_executor.secrets.files import FileSecretResolver
 
 TOKEN = "gms-token-for-check"
 DB_VALUE = "db-password-value-123"
@@ -42,16 +44,34 @@ def test_line_is_aligned() -> None:
 
 
 def test_secrets_ok_names_without_values() -> None:
-    resolver = StaticSecretResolver({"DB_PASSWORD": DB_VALUE, "API_KEY": API_VALUE})
+    resolver = MemorySecretResolver({"DB_PASSWORD": DB_VALUE, "API_KEY": API_VALUE})
 
-    output = lines(check_secrets(resolver))
+    output = lines(check_secrets(SecretSources([resolver])))
 
-    assert output == ["OK    secrets  API_KEY resolves", "OK    secrets  DB_PASSWORD resolves"]
+    assert output == [
+        "OK    secrets  memory: values for API_KEY, DB_PASSWORD",
+        "OK    secrets  memory: API_KEY resolves",
+        "OK    secrets  memory: DB_PASSWORD resolves",
+    ]
 
 
-def test_no_secrets_configured() -> None:
-    assert lines(check_secrets(StaticSecretResolver({}))) == [
-        "OK    secrets  none configured (EXECUTOR_SECRETS)"
+def test_each_source_is_described_in_order(tmp_path: Path) -> None:
+    (tmp_path / "FILE_SECRET").write_text(DB_VALUE)
+    sources = SecretSources(
+        [AwsSecretResolver({}), FileSecretResolver(tmp_path), EnvSecretResolver({})]
+    )
+
+    assert lines(check_secrets(sources)) == [
+        "OK    secrets  aws: nothing mapped (EXECUTOR_SECRETS), no prefix",
+        f"OK    secrets  file: files in {tmp_path}",
+        "OK    secrets  file: FILE_SECRET resolves",
+        "OK    secrets  env: the worker's environment",
+    ]
+
+
+def test_no_source() -> None:
+    assert lines(check_secrets(SecretSources([]))) == [
+        "OK    secrets  no source (EXECUTOR_SECRET_SOURCES is empty)"
     ]
 
 
@@ -61,27 +81,30 @@ def test_secret_that_fails_is_named(aws_box: AwsSandbox) -> None:
         {"DB_PASSWORD": arn, "GONE": MISSING_ARN}, client=aws_box.client("secretsmanager")
     )
 
-    output = lines(check_secrets(resolver))
+    output = lines(check_secrets(SecretSources([resolver])))
 
     assert output == [
-        "OK    secrets  DB_PASSWORD resolves",
-        f"FAIL  secrets  secret GONE: AWS Secrets Manager has no secret {MISSING_ARN}",
+        "OK    secrets  aws: EXECUTOR_SECRETS maps DB_PASSWORD, GONE",
+        "OK    secrets  aws: DB_PASSWORD resolves",
+        f"FAIL  secrets  aws: secret GONE: AWS Secrets Manager has no secret {MISSING_ARN}",
     ]
     assert not any(DB_VALUE in line for line in output)
 
 
 def test_secret_error_does_not_stop_the_other_checks() -> None:
-    class HalfBroken(StaticSecretResolver):
-        def resolve(self, names: Any) -> dict[str, str]:
+    class HalfBroken(MemorySecretResolver):
+        def lookup(self, names: Any) -> dict[str, str]:
             if "BROKEN" in names:
                 raise SecretError("secret BROKEN: access denied to arn:x; the task role needs it")
-            return super().resolve(names)
+            return super().lookup(names)
 
-    output = lines(check_secrets(HalfBroken({"BROKEN": "x-value-1", "FINE": API_VALUE})))
+    output = lines(
+        check_secrets(SecretSources([HalfBroken({"BROKEN": "x-value-1", "FINE": API_VALUE})]))
+    )
 
-    assert output == [
-        "FAIL  secrets  secret BROKEN: access denied to arn:x; the task role needs it",
-        "OK    secrets  FINE resolves",
+    assert output[1:] == [
+        "FAIL  secrets  memory: secret BROKEN: access denied to arn:x; the task role needs it",
+        "OK    secrets  memory: FINE resolves",
     ]
 
 

@@ -32,6 +32,7 @@ def environment(
     monkeypatch.setenv("EXECUTOR_DATAHUB_COMMAND", shlex.join(fake_command))
     monkeypatch.setenv("EXECUTOR_WORK_DIR", str(tmp_path / "work"))
     monkeypatch.setenv("EXECUTOR_LOG_FORMAT", "json")
+    monkeypatch.setenv("EXECUTOR_SECRETS_DIR", str(tmp_path / "secrets"))
     yield
     structlog.reset_defaults()
 
@@ -138,8 +139,11 @@ def test_exec_missing_secret_names_it(tmp_path: Path, recipe_yaml: Callable[...,
 
     assert result.exit_code == 1
     assert (
-        "Failed: Missing secret: secret DB_PASSWORD referenced by the recipe as ${NAME} is not "
-        "configured (EXECUTOR_SECRETS is empty). The subprocess was not started."
+        "Failed: Secret not resolved: secret ${DB_PASSWORD} referenced by the recipe was found "
+        "in no source (aws: not in EXECUTOR_SECRETS, and EXECUTOR_SECRETS_PREFIX is not set; "
+        f"file: {tmp_path / 'secrets'} does not exist (EXECUTOR_SECRETS_DIR); "
+        "env: no variable DB_PASSWORD in the worker's environment). "
+        "The subprocess was not started."
     ) in result.output
 
 
@@ -155,13 +159,17 @@ def test_check_everything_ok_without_showing_values(
         monkeypatch.setenv("EXECUTOR_SECRETS", f"DB_PASSWORD={arn}")
 
         result = CliRunner().invoke(main, ["check"])
+    secrets_dir = os.environ["EXECUTOR_SECRETS_DIR"]
 
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [
         f"OK    gms      {gms.url} answers (DataHub v1.2.0)",
         "OK    token    accepted",
         f"OK    queue    {queue_url} reachable, 0 message(s) waiting",
-        "OK    secrets  DB_PASSWORD resolves",
+        "OK    secrets  aws: EXECUTOR_SECRETS maps DB_PASSWORD",
+        "OK    secrets  aws: DB_PASSWORD resolves",
+        f"OK    secrets  file: {secrets_dir} does not exist",
+        "OK    secrets  env: the worker's environment",
         f"OK    datahub  CLI 9.9.9 at {fake_command[0]}",
     ]
     assert SECRET not in result.output
@@ -175,5 +183,5 @@ def test_check_without_configuration_says_what_to_set() -> None:
     assert result.output.splitlines()[:3] == [
         "FAIL  gms      no GMS URL: set DATAHUB_GMS_URL, e.g. https://<company>.acryl.io/gms",
         "FAIL  queue    no queue URL: set EXECUTOR_QUEUE_URL",
-        "OK    secrets  none configured (EXECUTOR_SECRETS)",
+        "OK    secrets  aws: nothing mapped (EXECUTOR_SECRETS), no prefix",
     ]

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from remote_executor.models import ExecutionRequest, Status, TaskKind, TaskResult
-from remote_executor.secrets import MASK, Redactor, StaticSecretResolver
+from remote_executor.secrets import MASK, MemorySecretResolver, Redactor, SecretSources
 from remote_executor.task import StopKind, Task, TaskContext
 
 MakeRequest = Callable[..., ExecutionRequest]
@@ -93,14 +93,14 @@ def test_missing_secret_fails_before_the_subprocess(
     recipe_yaml: Callable[..., str],
 ) -> None:
     recipe = recipe_yaml({"marker_dir": str(markers), "password": "${DB_PASSWORD}"})
-    ctx = make_context(secrets=StaticSecretResolver({"OTHER": "other-value"}))
+    ctx = make_context(secrets=SecretSources([MemorySecretResolver({"OTHER": "other-value"})]))
 
     task, result = run_task(make_request(recipe=recipe), ctx)
 
     assert result.status is Status.FAILURE
     assert (
-        "Failed: Missing secret: secret DB_PASSWORD referenced by the recipe as ${NAME} is not "
-        "configured (configured: OTHER). The subprocess was not started."
+        "Failed: Secret not resolved: secret ${DB_PASSWORD} referenced by the recipe was found "
+        "in no source (memory: not among values for OTHER). The subprocess was not started."
     ) in result.report.splitlines()
     assert ran(markers) == []
     assert not (task.dir / "recipe.yml").exists()
@@ -133,7 +133,9 @@ def test_secret_reaches_the_child_but_no_output(
         }
     )
     redactor = Redactor()
-    ctx = make_context(secrets=StaticSecretResolver({"DB_PASSWORD": SECRET}), redactor=redactor)
+    ctx = make_context(
+        secrets=SecretSources([MemorySecretResolver({"DB_PASSWORD": SECRET})]), redactor=redactor
+    )
 
     task, result = run_task(make_request(recipe=recipe), ctx)
 
@@ -159,12 +161,12 @@ def test_optional_reference_without_a_value_is_fine(
     recipe = recipe_yaml(
         {
             "user": "${DB_USER:-datahub}",
-            "schema": "${SCHEMA-public}",
+            "schema": "${SCHEMA:-public}",
             "print_env": ["DB_USER"],
             "print_env_reversed": ["SCHEMA"],
         }
     )
-    ctx = make_context(secrets=StaticSecretResolver({"SCHEMA": "analytics"}))
+    ctx = make_context(secrets=SecretSources([MemorySecretResolver({"SCHEMA": "analytics"})]))
 
     _, result = run_task(make_request(recipe=recipe), ctx)
 
@@ -177,15 +179,15 @@ def test_names_the_environment_provides_are_not_looked_up(
     make_request: MakeRequest, make_context: MakeContext, recipe_yaml: Callable[..., str]
 ) -> None:
     recipe = recipe_yaml({"region": "${REGION}", "home": "${PATH}"})
-    secrets = StaticSecretResolver({})
+    memory = MemorySecretResolver({})
 
     _, result = run_task(
         make_request(recipe=recipe, extra_env_vars={"REGION": "eu-west-1"}),
-        make_context(secrets=secrets),
+        make_context(secrets=SecretSources([memory])),
     )
 
     assert result.status is Status.SUCCESS
-    assert secrets.calls == [[]]
+    assert memory.calls == []
 
 
 def test_test_connection_adds_the_flag(

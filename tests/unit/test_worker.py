@@ -132,8 +132,8 @@ BAD_INPUTS = [
     ),
     pytest.param(
         _missing_secret,
-        "Failed: Missing secret: secret DB_PASSWORD referenced by the recipe as ${NAME} is not "
-        "configured (configured: OTHER). The subprocess was not started.",
+        "Failed: Secret not resolved: secret ${DB_PASSWORD} referenced by the recipe was found "
+        "in no source (memory: not among values for OTHER). The subprocess was not started.",
         id="missing-secret",
     ),
 ]

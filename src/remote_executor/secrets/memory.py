@@ -2,33 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
-from remote_executor.errors import MissingSecretError
+from collections.abc import Sequence
 
 
-class StaticSecretResolver:
-    """Resolves names from a fixed mapping."""
+class MemorySecretResolver:
+    """Resolves names from a fixed mapping, and records what it was asked."""
 
-    def __init__(self, values: dict[str, str]) -> None:
+    def __init__(self, values: dict[str, str], label: str = "memory") -> None:
         self._values = dict(values)
+        self._label = label
         self.calls: list[list[str]] = []
 
-    def resolve(self, names: Iterable[str]) -> dict[str, str]:
-        wanted = sorted(set(names))
-        self.calls.append(wanted)
-        missing = [name for name in wanted if name not in self._values]
-        if missing:
-            raise MissingSecretError(missing, self.describe())
-        return {name: self._values[name] for name in wanted}
+    @property
+    def label(self) -> str:
+        return self._label
 
-    def resolve_available(self, names: Iterable[str]) -> dict[str, str]:
-        return {name: self._values[name] for name in set(names) if name in self._values}
+    def lookup(self, names: Sequence[str]) -> dict[str, str]:
+        self.calls.append(sorted(names))
+        return {name: self._values[name] for name in names if name in self._values}
+
+    def missed(self, name: str) -> str:
+        return f"{self._label}: not among {self.describe()}"
 
     def configured_names(self) -> list[str]:
         return sorted(self._values)
 
     def describe(self) -> str:
         if not self._values:
-            return "no secrets are configured"
-        return f"configured: {', '.join(sorted(self._values))}"
+            return "no values"
+        return f"values for {', '.join(sorted(self._values))}"

@@ -9,8 +9,9 @@ import signal
 import sys
 import threading
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from pydantic import ValidationError
@@ -31,6 +32,9 @@ from remote_executor.secrets.files import FileSecretResolver
 from remote_executor.settings import Settings, parse_name_map
 from remote_executor.task import Task, TaskContext
 from remote_executor.worker import Worker, WorkerConfig
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
 
 
 def load_settings(**flags: Any) -> Settings:
@@ -57,17 +61,22 @@ def datahub_command(settings: Settings) -> tuple[str, ...]:
     return (shutil.which("datahub") or "datahub",)
 
 
-def secret_sources(settings: Settings) -> SecretSources:
+def secret_sources(
+    settings: Settings,
+    environ: Mapping[str, str] = os.environ,
+    client: SecretsManagerClient | None = None,
+) -> SecretSources:
     """The secret sources in the order of EXECUTOR_SECRET_SOURCES."""
     made: dict[str, SecretResolver] = {
         "aws": AwsSecretResolver(
             settings.secrets,
             prefix=settings.secrets_prefix,
+            client=client,
             region=settings.aws_region,
             cache_seconds=settings.secret_cache_seconds,
         ),
         "file": FileSecretResolver(settings.secrets_dir),
-        "env": EnvSecretResolver(os.environ),
+        "env": EnvSecretResolver(environ),
     }
     return SecretSources([made[name] for name in settings.secret_sources])
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from remote_executor.cli import datahub_command
+from remote_executor.cli import datahub_command, secret_sources
 from remote_executor.gms import GmsClient
 from remote_executor.handoff import Handoff
 from remote_executor.logs import configure_logging
@@ -23,8 +23,7 @@ from remote_executor.models import request_urn
 from remote_executor.queue.sqs import SqsQueue
 from remote_executor.sandbox import Sandbox
 from remote_executor.sandbox.demo import TERMINAL, create_demo_database
-from remote_executor.secrets import Redactor, SecretSources
-from remote_executor.secrets.aws import AwsSecretResolver
+from remote_executor.secrets import Redactor
 from remote_executor.settings import Settings
 from remote_executor.task import TaskContext
 from remote_executor.worker import Worker, WorkerConfig
@@ -96,23 +95,32 @@ def start_worker(sandbox: Sandbox, tmp_path: Path) -> Iterator[callable]:  # typ
     """Start a real worker on a fresh queue; stopped at teardown."""
     started: list[RunningWorker] = []
 
-    def start(secrets: dict[str, str] | None = None, **config: object) -> RunningWorker:
+    def start(
+        secrets: dict[str, str] | None = None,
+        settings: dict[str, object] | None = None,
+        environ: dict[str, str] | None = None,
+        **config: object,
+    ) -> RunningWorker:
+        """A worker with EXECUTOR_SECRETS=``secrets``, other ``settings`` by field name,
+        ``environ`` as its environment for the env source; ``config`` for WorkerConfig."""
         queue_url = sandbox.aws.create_queue(f"it-{uuid.uuid4().hex[:8]}")
         queue = SqsQueue(queue_url, sandbox.aws.client("sqs"))
         redactor = Redactor()
         redactor.add(TOKEN)
         log = io.StringIO()
         configure_logging(redactor, "json", "INFO", stream=log)
-        settings = Settings()
-        command = datahub_command(settings)
-        aws = AwsSecretResolver(secrets or {}, client=sandbox.aws.client("secretsmanager"))
+        given = {"secrets_dir": tmp_path / "no-secret-files", **(settings or {})}
+        values = Settings(secrets=secrets or {}, **given)  # type: ignore[arg-type]
+        command = datahub_command(values)
         context = TaskContext(
             datahub_command=command,
             work_dir=tmp_path / "tasks",
-            base_env=settings.child_environment(os.environ),
-            secrets=SecretSources([aws]),
+            base_env=values.child_environment(os.environ),
+            secrets=secret_sources(
+                values, environ or {}, client=sandbox.aws.client("secretsmanager")
+            ),
             redactor=redactor,
-            handoff=Handoff(command),
+            handoff=Handoff(command, values.secret_handoff),
             gms_url=sandbox.gms.url,
             token=TOKEN,
         )

@@ -42,6 +42,7 @@ def cli_env(sandbox, tmp_path: Path) -> dict[str, str]:
         "EXECUTOR_WORK_DIR": str(tmp_path / "work"),
         "EXECUTOR_LOG_FORMAT": "json",
         "EXECUTOR_SECRETS": "",
+        "EXECUTOR_SECRETS_DIR": str(tmp_path / "no-secret-files"),
     }
 
 
@@ -87,8 +88,11 @@ def test_exec_bad_recipe_and_missing_secret(cli_env, tmp_path: Path):
     assert "Failed: Bad recipe: recipe has no 'source' section" in bad_run.stdout
     assert missing_run.returncode == 1
     assert (
-        "Failed: Missing secret: secret PG_PASSWORD referenced by the recipe as ${NAME} "
-        "is not configured (EXECUTOR_SECRETS is empty). The subprocess was not started."
+        "Failed: Secret not resolved: secret ${PG_PASSWORD} referenced by the recipe was found "
+        "in no source (aws: not in EXECUTOR_SECRETS, and EXECUTOR_SECRETS_PREFIX is not set; "
+        f"file: {tmp_path / 'no-secret-files'} does not exist (EXECUTOR_SECRETS_DIR); "
+        "env: no variable PG_PASSWORD in the worker's environment). "
+        "The subprocess was not started."
     ) in missing_run.stdout
 
 
@@ -103,7 +107,7 @@ def test_check_all_ok_names_secrets_but_never_values(sandbox, cli_env):
     assert lines[0].startswith("OK    gms") and "answers (DataHub v1.2.0)" in lines[0]
     assert lines[1] == "OK    token    accepted"
     assert lines[2].startswith("OK    queue") and "reachable" in lines[2]
-    assert "OK    secrets  PG_PASSWORD resolves" in lines
+    assert "OK    secrets  aws: PG_PASSWORD resolves" in lines
     assert lines[-1].startswith("OK    datahub  CLI 1.")
     assert "check-secret-value-93b1" not in done.stdout + done.stderr
 
@@ -140,7 +144,7 @@ def test_check_says_how_to_fix_each_bad_setting(sandbox, cli_env):
     assert "FAIL  gms      GMS at http://127.0.0.1:" in nobody_home.stdout
     assert "could not be reached" in nobody_home.stdout
     assert (
-        "FAIL  secrets  secret GONE: AWS Secrets Manager has no secret "
+        "FAIL  secrets  aws: secret GONE: AWS Secrets Manager has no secret "
         "arn:aws:secretsmanager:us-east-1:123456789012:secret:gone-AbCdEf"
     ) in no_secret.stdout
     assert "FAIL  queue" in no_queue.stdout and "NonExistentQueue" in no_queue.stdout

@@ -146,8 +146,11 @@ def test_bad_inputs_fail_clearly_and_the_worker_keeps_running(start_worker, demo
         "expected ',' or ']', but got '<stream end>'",
         no_source: "Failed: Bad recipe: recipe has no 'source' section: add source.type and "
         "source.config",
-        missing: "Failed: Missing secret: secret NOT_CONFIGURED_SECRET referenced by the recipe "
-        "as ${NAME} is not configured (EXECUTOR_SECRETS is empty). "
+        missing: "Failed: Secret not resolved: secret ${NOT_CONFIGURED_SECRET} referenced by "
+        "the recipe was found in no source (aws: not in EXECUTOR_SECRETS, and "
+        "EXECUTOR_SECRETS_PREFIX is not set; file: "
+        f"{running.work_dir.parent / 'no-secret-files'} does not exist (EXECUTOR_SECRETS_DIR); "
+        "env: no variable NOT_CONFIGURED_SECRET in the worker's environment). "
         "The subprocess was not started.",
     }
     for urn, text in expected.items():

@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,20 @@ class Cluster:
 
     port: int
     reader_password: str
+    admin_password: str
+
+    def set_reader_password(self, password: str) -> None:
+        """Change datahub_reader's password, as a DBA rotating it would."""
+        import psycopg2
+
+        with psycopg2.connect(
+            host="127.0.0.1",
+            port=self.port,
+            user="postgres",
+            password=self.admin_password,
+            dbname="shop",
+        ) as conn:
+            conn.cursor().execute(f"ALTER ROLE datahub_reader PASSWORD '{password}'")
 
 
 def _free_port() -> int:
@@ -129,7 +144,7 @@ def cluster() -> Iterator[Cluster]:
                 "GRANT USAGE ON SCHEMA sales TO datahub_reader;"
                 "GRANT SELECT ON ALL TABLES IN SCHEMA sales TO datahub_reader;"
             )
-        yield Cluster(port, reader_password)
+        yield Cluster(port, reader_password, super_password)
     finally:
         _as_owner([PG_CTL, "-D", str(data), "-m", "fast", "stop"], owner)
         shutil.rmtree(base, ignore_errors=True)
@@ -178,3 +193,29 @@ def test_postgres_wrong_password_fails_with_the_reason(start_worker, sandbox, cl
     assert 'password authentication failed for user "datahub_reader"' in str(result["report"])
     assert "Failed: datahub exited with code 1" in str(result["report"])
     assert wrong not in json.dumps(result) + running.log.getvalue()
+
+
+def test_rotated_password_reaches_the_next_task_without_a_restart(start_worker, sandbox, cluster):
+    # A rotation as Secrets Manager's rotation Lambda does it: the database gets the new
+    # password and the secret a new version; the worker keeps running throughout.
+    name = f"it/pg-rotating-{secrets.token_hex(4)}"
+    arn = sandbox.aws.put_secret(name, cluster.reader_password)
+    running = start_worker(secrets={"PG_PASSWORD": arn}, settings={"secret_cache_seconds": 1})
+    first = running.wait(_submit_postgres(running, cluster.port))
+    assert first["status"] == "SUCCESS", first["report"]
+
+    rotated = f"pw-rotated-{secrets.token_hex(12)}"
+    cluster.set_reader_password(rotated)
+    try:
+        sandbox.aws.put_secret(name, rotated)
+        time.sleep(1.1)  # past the cache: the next task reads the secret again
+        second = running.wait(_submit_postgres(running, cluster.port))
+    finally:
+        cluster.set_reader_password(cluster.reader_password)
+
+    # Only the new password opens the database now: the second task used it.
+    assert second["status"] == "SUCCESS", second["report"]
+    assert running.thread.is_alive()
+    resolved = [line for line in running.log.getvalue().splitlines() if "secrets.resolved" in line]
+    assert len(resolved) == 2
+    assert rotated not in json.dumps(second) + running.log.getvalue()

@@ -44,7 +44,8 @@ def load_settings(**flags: Any) -> Settings:
         return Settings(**given)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors()
         )
         raise click.ClickException(f"invalid settings: {problems}") from exc
     except ConfigurationError as exc:

@@ -174,7 +174,7 @@ class Settings(BaseSettings):
             try:
                 SecretRef.parse(ref)
             except ConfigurationError as exc:
-                raise ValueError(f"EXECUTOR_SECRETS: {name}: {exc}") from exc
+                raise ValueError(f"{name}: {exc}") from exc
         return value
 
     @field_validator("child_env_passthrough", "secret_sources", mode="before")
@@ -190,7 +190,7 @@ class Settings(BaseSettings):
         unknown = [name for name in value if name not in SOURCE_NAMES]
         if unknown or len(set(value)) != len(value):
             raise ValueError(
-                f"EXECUTOR_SECRET_SOURCES: {','.join(value)} is not an order of "
+                f"{','.join(value)} is not an order of "
                 f"{', '.join(SOURCE_NAMES)} (each at most once)"
             )
         return value

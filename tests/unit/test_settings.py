@@ -37,6 +37,11 @@ def test_defaults_without_any_environment() -> None:
     assert settings.worker_id == "remote"
     assert settings.max_concurrent_tasks == 4
     assert settings.secrets == {}
+    assert settings.secret_sources == ["aws", "file", "env"]
+    assert settings.secrets_dir == Path("/mnt/secrets")
+    assert settings.secrets_prefix is None
+    assert settings.secret_cache_seconds == 60
+    assert settings.secret_handoff == "auto"
     assert settings.child_env_passthrough == []
 
 
@@ -148,6 +153,54 @@ def test_bad_executor_secrets_item_names_the_item(
         load_settings()
 
     assert caught.value.message == BAD_ITEM_ERROR
+
+
+def test_secret_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("EXECUTOR_SECRET_SOURCES", "file, aws")
+    monkeypatch.setenv("EXECUTOR_SECRETS_PREFIX", "datahub/")
+    monkeypatch.setenv("EXECUTOR_SECRETS_DIR", str(tmp_path))
+    monkeypatch.setenv("EXECUTOR_SECRET_CACHE_SECONDS", "0")
+    monkeypatch.setenv("EXECUTOR_SECRET_HANDOFF", "env")
+    monkeypatch.setenv("EXECUTOR_SECRETS", f"PG={SECRET_ARN}:password::,OLD=db::AWSPREVIOUS:")
+
+    settings = load_settings()
+
+    assert settings.secret_sources == ["file", "aws"]
+    assert settings.secrets_prefix == "datahub/"
+    assert settings.secrets_dir == tmp_path
+    assert settings.secret_cache_seconds == 0
+    assert settings.secret_handoff == "env"
+    assert settings.secrets == {"PG": f"{SECRET_ARN}:password::", "OLD": "db::AWSPREVIOUS:"}
+
+
+@pytest.mark.parametrize("raw", ["aws,vault", "aws,aws", "env,file,file"])
+def test_unknown_or_repeated_secret_source_is_refused(
+    monkeypatch: pytest.MonkeyPatch, raw: str
+) -> None:
+    monkeypatch.setenv("EXECUTOR_SECRET_SOURCES", raw)
+
+    with pytest.raises(click.ClickException) as caught:
+        load_settings()
+
+    assert caught.value.message == (
+        f"invalid settings: EXECUTOR_SECRET_SOURCES: {raw} is not an order of aws, file, env "
+        "(each at most once)"
+    )
+
+
+def test_a_value_from_that_is_not_a_secret_is_refused_at_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("EXECUTOR_SECRETS", "PG=arn:aws:ssm:eu-west-1:123456789012:parameter/pg")
+
+    with pytest.raises(click.ClickException) as caught:
+        load_settings()
+
+    assert caught.value.message == (
+        "invalid settings: EXECUTOR_SECRETS: PG: "
+        "'arn:aws:ssm:eu-west-1:123456789012:parameter/pg' is not a Secrets Manager ARN; "
+        "expected arn:aws:secretsmanager:<region>:<account>:secret:<name>[:json-key::]"
+    )
 
 
 @pytest.mark.parametrize("item", ["=arn", "NAME=", "NAME= ", " = "])

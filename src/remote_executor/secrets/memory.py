@@ -1,4 +1,4 @@
-"""In-memory twin of a SecretResolver, for unit tests and ``executor exec --secret``."""
+"""In-memory twin of a SecretResolver, for unit tests."""
 
 from __future__ import annotations
 

@@ -38,6 +38,10 @@ def configure_logging(
         if log_format == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
+    def render(logger: Any, name: str, event: MutableMapping[str, Any]) -> str:
+        # Once more on the rendered line: values nested in lists, dicts or objects too.
+        return redactor.redact(str(renderer(logger, name, event)))
+
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -45,7 +49,7 @@ def configure_logging(
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             _redacting(redactor),
-            renderer,
+            render,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)

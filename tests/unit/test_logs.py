@@ -80,3 +80,19 @@ def test_console_format_masks_too() -> None:
 
     assert "hello" in stream.getvalue()
     assert SECRET not in stream.getvalue()
+
+
+def test_values_nested_in_fields_are_masked() -> None:
+    redactor = Redactor()
+    redactor.add(SECRET)
+    stream = io.StringIO()
+    configure_logging(redactor, "json", "INFO", stream)
+
+    structlog.get_logger("t").info(
+        "nested", config={"password": SECRET, "hosts": [f"u:{SECRET}@db"]}, pair=(1, SECRET)
+    )
+
+    record = json.loads(stream.getvalue())
+    assert record["config"] == {"password": MASK, "hosts": [f"u:{MASK}@db"]}
+    assert record["pair"] == [1, MASK]
+    assert SECRET not in stream.getvalue()

@@ -38,6 +38,7 @@ def configure_logging(
         if log_format == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
+
     def render(logger: Any, name: str, event: MutableMapping[str, Any]) -> str:
         # Once more on the rendered line: values nested in lists, dicts or objects too.
         return redactor.redact(str(renderer(logger, name, event)))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from remote_executor.errors import ExecutorError, GmsAuthError
 from remote_executor.gms import GmsClient
+from remote_executor.handoff import Handoff
 from remote_executor.queue.base import Queue
 from remote_executor.secrets import SecretSources
 
@@ -85,8 +86,8 @@ def check_secrets(sources: SecretSources) -> Iterator[CheckResult]:
                 yield CheckResult(False, "secrets", resolver.missed(name))
 
 
-def check_cli(command: tuple[str, ...]) -> Iterator[CheckResult]:
-    """The datahub CLI starts and says its version."""
+def check_cli(command: tuple[str, ...], handoff: Handoff | None = None) -> Iterator[CheckResult]:
+    """The datahub CLI starts and says its version, and how it will get the secrets."""
     try:
         done = subprocess.run(
             [*command, "version"], capture_output=True, text=True, timeout=120, check=False
@@ -115,3 +116,6 @@ def check_cli(command: tuple[str, ...]) -> Iterator[CheckResult]:
         )
         return
     yield CheckResult(True, "datahub", f"CLI {version} at {command[0]}")
+    if handoff is not None:
+        how = "on stdin" if handoff.reads_envelope() else "as environment variables"
+        yield CheckResult(True, "datahub", f"secrets are handed over {how}")

@@ -296,6 +296,7 @@ def check() -> None:
     """Check GMS, the token, the queue, every configured secret and the datahub CLI."""
     settings = load_settings()
     redactor = _redactor_and_logs(settings)
+    command = datahub_command(settings)
     gms = GmsClient(settings.gms_url, settings.token, retry_seconds=5) if settings.gms_url else None
     try:
         queue = (
@@ -307,7 +308,7 @@ def check() -> None:
         *check_gms(gms, bool(settings.token)),
         *check_queue(queue),
         *check_secrets(secret_sources(settings)),
-        *check_cli(datahub_command(settings)),
+        *check_cli(command, Handoff(command, settings.secret_handoff)),
     ]
     for result in results:
         click.echo(redactor.redact(result.line()))

@@ -91,7 +91,7 @@ class Handoff:
             log.warning("handoff.probe_failed", command=" ".join(argv), error=str(exc))
             return False
         supported = done.returncode == 0 and ENVELOPE_MARKER in done.stdout
-        log.info(
+        log.debug(
             "handoff.probed",
             command=" ".join(self._command),
             secrets_via="stdin envelope" if supported else "environment variables",

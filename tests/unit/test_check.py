@@ -13,6 +13,7 @@ import pytest
 from remote_executor.check import CheckResult, check_cli, check_gms, check_queue, check_secrets
 from remote_executor.errors import SecretError
 from remote_executor.gms import GmsClient
+from remote_executor.handoff import Handoff
 from remote_executor.queue import MemoryQueue
 from remote_executor.queue.sqs import SqsQueue
 from remote_executor.sandbox.aws import AwsSandbox
@@ -176,6 +177,17 @@ def test_url_without_gms_suffix_is_explained(gms: GmsStandIn) -> None:
 
 def test_cli_version_is_shown(fake_command: tuple[str, ...]) -> None:
     assert lines(check_cli(fake_command)) == [f"OK    datahub  CLI 9.9.9 at {fake_command[0]}"]
+
+
+def test_cli_check_says_how_secrets_are_handed_over(fake_command: tuple[str, ...]) -> None:
+    older = (*fake_command, "--no-envelope")
+
+    assert lines(check_cli(fake_command, Handoff(fake_command)))[1:] == [
+        "OK    datahub  secrets are handed over on stdin"
+    ]
+    assert lines(check_cli(older, Handoff(older)))[1:] == [
+        "OK    datahub  secrets are handed over as environment variables"
+    ]
 
 
 def test_cli_that_cannot_run() -> None:

@@ -171,6 +171,7 @@ def test_check_everything_ok_without_showing_values(
         f"OK    secrets  file: {secrets_dir} does not exist",
         "OK    secrets  env: the worker's environment",
         f"OK    datahub  CLI 9.9.9 at {fake_command[0]}",
+        "OK    datahub  secrets are handed over on stdin",
     ]
     assert SECRET not in result.output
     assert TOKEN not in result.output

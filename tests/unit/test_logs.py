@@ -21,11 +21,17 @@ def reset_structlog() -> Iterator[None]:
     structlog.reset_defaults()
 
 
-def test_json_lines_with_secrets_masked() -> None:
+def json_logs_masking(*values: str) -> io.StringIO:
+    """JSON logs into a string, with ``values`` masked."""
     redactor = Redactor()
-    redactor.add(SECRET)
+    redactor.add(*values)
     stream = io.StringIO()
     configure_logging(redactor, "json", "INFO", stream)
+    return stream
+
+
+def test_json_lines_with_secrets_masked() -> None:
+    stream = json_logs_masking(SECRET)
 
     structlog.get_logger("t").info(
         f"connecting with {SECRET}", url=f"postgres://u:{SECRET}@db", n=3
@@ -83,10 +89,7 @@ def test_console_format_masks_too() -> None:
 
 
 def test_values_nested_in_fields_are_masked() -> None:
-    redactor = Redactor()
-    redactor.add(SECRET)
-    stream = io.StringIO()
-    configure_logging(redactor, "json", "INFO", stream)
+    stream = json_logs_masking(SECRET)
 
     structlog.get_logger("t").info(
         "nested", config={"password": SECRET, "hosts": [f"u:{SECRET}@db"]}, pair=(1, SECRET)

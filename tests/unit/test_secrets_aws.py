@@ -115,25 +115,28 @@ def test_json_key_form_reads_one_key(client: Any, json_arn: str) -> None:
     }
 
 
-def test_json_key_that_is_absent_lists_the_keys_not_the_values(client: Any, json_arn: str) -> None:
-    resolver = AwsSecretResolver({"PG": f"{json_arn}:passwd::"}, client=client)
+@pytest.mark.parametrize(
+    ("value_from", "expected"),
+    [
+        ("{json}:passwd::", "{json} has no key 'passwd' (its keys: password, port, username)"),
+        ("{db}:password::", "{db} is not a JSON object, so it has no key 'password'"),
+        ("{db}::NOSUCHSTAGE:", "AWS Secrets Manager has no secret {db}, stage NOSUCHSTAGE"),
+        (MISSING_ARN, f"AWS Secrets Manager has no secret {MISSING_ARN}"),
+    ],
+    ids=["no such key", "not JSON", "no such stage", "no such secret"],
+)
+def test_unreadable_secret_names_it_and_never_a_value(
+    client: Any, db_arn: str, json_arn: str, value_from: str, expected: str
+) -> None:
+    arns = {"db": db_arn, "json": json_arn}
+    resolver = AwsSecretResolver({"OK": db_arn, "X": value_from.format(**arns)}, client=client)
 
     with pytest.raises(SecretError) as caught:
-        resolver.lookup(["PG"])
+        resolver.lookup(["OK", "X"])
 
-    assert str(caught.value) == (
-        f"secret PG: {json_arn} has no key 'passwd' (its keys: password, port, username)"
-    )
-
-
-def test_json_key_of_a_plain_secret_is_an_error(client: Any, db_arn: str) -> None:
-    with pytest.raises(SecretError) as caught:
-        AwsSecretResolver({"PG": f"{db_arn}:password::"}, client=client).lookup(["PG"])
-
-    assert str(caught.value) == (
-        f"secret PG: {db_arn} is not a JSON object, so it has no key 'password'"
-    )
+    assert str(caught.value) == f"secret X: {expected.format(**arns)}"
     assert "hunter2" not in str(caught.value)
+    assert "json-held" not in str(caught.value)
 
 
 def test_version_stage_and_version_id(aws_box: AwsSandbox, client: Any) -> None:
@@ -156,27 +159,6 @@ def test_version_stage_and_version_id(aws_box: AwsSandbox, client: Any) -> None:
         "PREVIOUS": "old-value-1",
         "PINNED": "old-value-1",
     }
-
-
-def test_unknown_version_stage_names_it(client: Any, db_arn: str) -> None:
-    resolver = AwsSecretResolver({"X": f"{db_arn}::NOSUCHSTAGE:"}, client=client)
-
-    with pytest.raises(SecretError) as caught:
-        resolver.lookup(["X"])
-
-    assert str(caught.value) == (
-        f"secret X: AWS Secrets Manager has no secret {db_arn}, stage NOSUCHSTAGE"
-    )
-
-
-def test_mapped_secret_that_does_not_exist_is_an_error(client: Any, db_arn: str) -> None:
-    resolver = AwsSecretResolver({"DB_PASSWORD": db_arn, "GONE": MISSING_ARN}, client=client)
-
-    with pytest.raises(SecretError) as caught:
-        resolver.lookup(["DB_PASSWORD", "GONE"])
-
-    assert str(caught.value) == f"secret GONE: AWS Secrets Manager has no secret {MISSING_ARN}"
-    assert "hunter2-db-value" not in str(caught.value)
 
 
 def test_prefix_mode_reads_prefix_plus_name(aws_box: AwsSandbox, client: Any) -> None:

@@ -173,52 +173,45 @@ def test_secret_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert settings.secrets == {"PG": f"{SECRET_ARN}:password::", "OLD": "db::AWSPREVIOUS:"}
 
 
-@pytest.mark.parametrize("raw", ["aws,vault", "aws,aws", "env,file,file"])
-def test_unknown_or_repeated_secret_source_is_refused(
-    monkeypatch: pytest.MonkeyPatch, raw: str
-) -> None:
-    monkeypatch.setenv("EXECUTOR_SECRET_SOURCES", raw)
-
-    with pytest.raises(click.ClickException) as caught:
-        load_settings()
-
-    assert caught.value.message == (
-        f"invalid settings: EXECUTOR_SECRET_SOURCES: {raw} is not an order of aws, file, env "
-        "(each at most once)"
-    )
-
-
-def test_a_value_from_that_is_not_a_secret_is_refused_at_start(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("EXECUTOR_SECRETS", "PG=arn:aws:ssm:eu-west-1:123456789012:parameter/pg")
-
-    with pytest.raises(click.ClickException) as caught:
-        load_settings()
-
-    assert caught.value.message == (
-        "invalid settings: EXECUTOR_SECRETS: PG: "
-        "'arn:aws:ssm:eu-west-1:123456789012:parameter/pg' is not a Secrets Manager ARN; "
-        "expected arn:aws:secretsmanager:<region>:<account>:secret:<name>[:json-key::]"
-    )
-
-
 @pytest.mark.parametrize("item", ["=arn", "NAME=", "NAME= ", " = "])
 def test_parse_name_map_refuses_an_empty_side(item: str) -> None:
     with pytest.raises(ConfigurationError, match=r"^--env: .* is not NAME=VALUE"):
         parse_name_map(item, "--env")
 
 
-def test_invalid_number_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EXECUTOR_MAX_CONCURRENT_TASKS", "0")
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        (
+            "EXECUTOR_MAX_CONCURRENT_TASKS",
+            "0",
+            "Input should be greater than or equal to 1",
+        ),
+        *[
+            (
+                "EXECUTOR_SECRET_SOURCES",
+                raw,
+                f"{raw} is not an order of aws, file, env (each at most once)",
+            )
+            for raw in ("aws,vault", "aws,aws", "env,file,file")
+        ],
+        (
+            "EXECUTOR_SECRETS",
+            "PG=arn:aws:ssm:eu-west-1:123456789012:parameter/pg",
+            "PG: 'arn:aws:ssm:eu-west-1:123456789012:parameter/pg' is not a Secrets Manager "
+            "ARN; expected arn:aws:secretsmanager:<region>:<account>:secret:<name>[:json-key::]",
+        ),
+    ],
+)
+def test_invalid_value_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(variable, value)
 
     with pytest.raises(click.ClickException) as caught:
         load_settings()
 
-    assert caught.value.message == (
-        "invalid settings: EXECUTOR_MAX_CONCURRENT_TASKS: "
-        "Input should be greater than or equal to 1"
-    )
+    assert caught.value.message == f"invalid settings: {variable}: {message}"
 
 
 def test_require_urls_say_how_to_set_them() -> None:

@@ -78,7 +78,13 @@ def test_generated_bad_messages_all_land_in_the_dead_letter_queue(
     good = queue.submit("after-the-storm", {})
     assert wait_until(lambda: terminal_statuses(sandbox, good))
     assert terminal_statuses(sandbox, good) == ["SUCCESS"]
-    assert wait_until(queue.is_empty, 30)
+    if not wait_until(queue.is_empty, 30):
+        left = [line for line in worker.log().splitlines() if '"message ended"' not in line]
+        pytest.fail(
+            f"queue not empty (visible, in flight) = {queue.counts()}; "
+            f"{len(letters)} dead letters for {len(bodies)} bodies; worker log without the "
+            "'message ended' lines, last 60:\n" + "\n".join(left[-60:])
+        )
 
     assert Counter(m["Body"] for m in letters) == Counter(bodies)
     reasons = [m["MessageAttributes"]["reason"]["StringValue"] for m in letters]

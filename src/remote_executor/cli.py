@@ -8,12 +8,15 @@ import shutil
 import signal
 import sys
 import threading
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+import structlog
 from pydantic import ValidationError
 
 from remote_executor import __version__
@@ -21,6 +24,7 @@ from remote_executor.check import check_cli, check_gms, check_queue, check_secre
 from remote_executor.errors import ConfigurationError, ExecutorError, NotGmsError
 from remote_executor.gms import GmsClient
 from remote_executor.handoff import Handoff
+from remote_executor.health import HealthServer, Readiness
 from remote_executor.logs import configure_logging
 from remote_executor.messages import build_message
 from remote_executor.models import URN_PREFIX, ExecutionRequest, Status, TaskKind
@@ -32,6 +36,9 @@ from remote_executor.secrets.files import FileSecretResolver
 from remote_executor.settings import Settings, parse_name_map
 from remote_executor.task import Task, TaskContext
 from remote_executor.worker import Worker, WorkerConfig
+
+# Longer than a long poll (20 s) and a slot wait, with room for a slow receive.
+LOOP_STALE_SECONDS = 90.0
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -152,6 +159,7 @@ def run(
     EXECUTOR_DEAD_LETTER_QUEUE_URL, EXECUTOR_SHUTDOWN_GRACE_SECONDS, and
     boto3's AWS_REGION, AWS_ENDPOINT_URL and credential chain (all of them:
     docs/configuration.md).
+    /healthz, /readyz and /metrics are served on EXECUTOR_HEALTH_PORT (default 8080).
     A first SIGTERM or Ctrl-C stops receiving, releases unstarted messages
     and lets running tasks finish within EXECUTOR_SHUTDOWN_GRACE_SECONDS
     (default 100); then, or at a second signal, it stops them and releases
@@ -204,7 +212,37 @@ def run(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    worker.run()
+    readiness = Readiness(
+        {"gms": gms.server_config, "token": gms.check_token, "queue": queue.attributes}
+    )
+    server = _health_server(settings.health_port, worker, readiness)
+    readiness.start()
+    try:
+        worker.run()
+    finally:
+        readiness.stop()
+        server.stop()
+
+
+def _health_server(port: int, worker: Worker, readiness: Readiness) -> HealthServer:
+    def alive() -> str | None:
+        idle = worker.seconds_since_tick
+        if idle < LOOP_STALE_SECONDS:
+            return None
+        return f"the receive loop has not gone round for {idle:.0f} s"
+
+    def ready() -> str | None:
+        return worker.not_ready_because or readiness.problem
+
+    try:
+        server = HealthServer(port, alive, ready, worker.metrics).start()
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot serve /healthz on port {port}: {exc.strerror}; set EXECUTOR_HEALTH_PORT "
+            "to a free port (0 picks one)"
+        ) from exc
+    structlog.get_logger(__name__).info("health endpoints", port=server.port)
+    return server
 
 
 @main.command()
@@ -313,6 +351,25 @@ def check() -> None:
     for result in results:
         click.echo(redactor.redact(result.line()))
     sys.exit(0 if all(r.ok for r in results) else 1)
+
+
+@main.command()
+def health() -> None:
+    """Exit 0 if the worker on this machine is alive (its /healthz), 1 if not.
+
+    For Docker's HEALTHCHECK; the port is EXECUTOR_HEALTH_PORT (default 8080).
+    """
+    settings = load_settings()
+    url = f"http://127.0.0.1:{settings.health_port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            click.echo(response.read().decode().strip())
+    except urllib.error.HTTPError as exc:
+        click.echo(f"not healthy: {exc.read().decode().strip()}", err=True)
+        sys.exit(1)
+    except OSError as exc:
+        click.echo(f"no worker answers at {url}: {exc}", err=True)
+        sys.exit(1)
 
 
 @main.command()

@@ -155,6 +155,7 @@ class Settings(BaseSettings):
     child_env_passthrough: Annotated[list[str], NoDecode] = Field(
         default_factory=list, validation_alias="EXECUTOR_CHILD_ENV_PASSTHROUGH"
     )
+    health_port: int = Field(default=8080, ge=0, le=65535, validation_alias="EXECUTOR_HEALTH_PORT")
     log_format: Literal["auto", "console", "json"] = Field(
         default="auto", validation_alias="EXECUTOR_LOG_FORMAT"
     )

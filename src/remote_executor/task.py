@@ -95,6 +95,7 @@ class Task:
         self._lock = threading.Lock()
         self._process: ProcessRun | None = None
         self._stop: tuple[StopKind, str] | None = None
+        self.secret_seconds: float | None = None
 
     @property
     def timeout_seconds(self) -> float:
@@ -177,7 +178,9 @@ class Task:
     def _resolve_secrets(self) -> Resolved:
         required, optional = find_references(self.request.recipe)
         provided = {*self.request.extra_env_vars, *self._ctx.base_env, TOKEN_ENV, SERVER_ENV}
+        started = time.monotonic()
         resolved = self._ctx.secrets.resolve(required - provided, optional - provided)
+        self.secret_seconds = time.monotonic() - started
         self._ctx.redactor.add(*resolved.values.values())
         return resolved
 

@@ -10,6 +10,7 @@ shutdown, and deletes the message only after GMS accepted the terminal result.
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -24,11 +25,13 @@ from remote_executor.errors import (
     QueueError,
 )
 from remote_executor.gms import Reporter
+from remote_executor.health import Metrics
 from remote_executor.intake import Intake
 from remote_executor.models import ExecutionRequest, TaskResult
 from remote_executor.outcome import Decision, Outcome, end_message
 from remote_executor.queue.base import MAX_VISIBILITY_SECONDS, Lease, Queue
 from remote_executor.queue.lease import LeaseKeeper
+from remote_executor.slots import Slots
 from remote_executor.task import StopKind, Task, TaskContext
 from remote_executor.watch import CancelWatcher, ProgressUpdater
 
@@ -59,7 +62,12 @@ class Worker:
     """Runs up to N tasks at once from one queue, reporting to GMS."""
 
     def __init__(
-        self, queue: Queue, reporter: Reporter, context: TaskContext, config: WorkerConfig
+        self,
+        queue: Queue,
+        reporter: Reporter,
+        context: TaskContext,
+        config: WorkerConfig,
+        metrics: Metrics | None = None,
     ) -> None:
         self._queue = queue
         self._reporter = reporter
@@ -79,18 +87,36 @@ class Worker:
             reporter, config.signal_poll_seconds, self._cancel, self._refused
         )
         self._pool = ThreadPoolExecutor(config.max_concurrent_tasks, thread_name_prefix="task")
-        self._slots = threading.Semaphore(config.max_concurrent_tasks)
+        self._slots = Slots(config.max_concurrent_tasks)
         self._stopping = threading.Event()
         self._forced = threading.Event()
         self._grace_timer: threading.Timer | None = None
         self._token_refused = threading.Event()
         self._tasks: dict[str, Task] = {}
         self._lock = threading.Lock()
+        self._heartbeat = time.monotonic()
+        self.metrics = metrics or Metrics()
+        self.metrics.running.set_function(lambda: len(self._tasks))
+        self.metrics.free_slots.set_function(lambda: self._slots.free)
 
     @property
     def ready(self) -> bool:
         """Taking work: not stopping, and GMS accepts the token."""
-        return not self._stopping.is_set() and not self._token_refused.is_set()
+        return self.not_ready_because is None
+
+    @property
+    def not_ready_because(self) -> str | None:
+        """Why the worker takes no new work, or None when it does."""
+        if self._stopping.is_set():
+            return "draining: the worker is stopping"
+        if self._token_refused.is_set():
+            return "GMS refuses the executor's token"
+        return None
+
+    @property
+    def seconds_since_tick(self) -> float:
+        """How long ago the receive loop last went round (liveness)."""
+        return time.monotonic() - self._heartbeat
 
     def stop(self, force: bool = False) -> None:
         """Drain: stop receiving; running tasks get the shutdown grace, then are stopped.
@@ -140,6 +166,7 @@ class Worker:
         self._watcher.start()
         try:
             while not self._stopping.is_set():
+                self._heartbeat = time.monotonic()
                 if self._token_refused.is_set():
                     self._wait_for_token()
                 else:
@@ -163,8 +190,11 @@ class Worker:
         self._token_refused.set()
 
     def _wait_for_token(self) -> None:
-        if self._stopping.wait(self._config.token_recheck_seconds):
-            return
+        deadline = time.monotonic() + self._config.token_recheck_seconds
+        while time.monotonic() < deadline:  # ticking: waiting for a token is not stuck
+            self._heartbeat = time.monotonic()
+            if self._stopping.wait(min(1.0, max(0.0, deadline - time.monotonic()))):
+                return
         try:
             self._reporter.check_token()
         except GmsAuthError:
@@ -177,11 +207,11 @@ class Worker:
 
     def _receive_once(self) -> None:
         free = 0
-        while free < self._config.max_concurrent_tasks and self._slots.acquire(blocking=False):
+        while free < self._config.max_concurrent_tasks and self._slots.take():
             free += 1
         if free == 0:
             # Poll only with a free slot: wait for one, briefly, so stop stays responsive.
-            if not self._slots.acquire(timeout=1.0):
+            if not self._slots.take(timeout=1.0):
                 return
             free = 1
         try:
@@ -191,19 +221,21 @@ class Worker:
                 free, self._config.poll_wait_seconds, self._config.lease_seconds
             )
         except QueueError as exc:
+            self.metrics.aws_errors.inc()
             log.error("receive failed", error=str(exc))
             leases = []
             self._stopping.wait(5.0)
         for lease in leases:
+            self.metrics.observe_sent(lease.sent_ms)
             if not self.ready:
                 end_message(
                     self._queue, lease, Decision(Outcome.RELEASE, "worker is not taking work")
                 )
-                self._slots.release()
+                self._slots.give()
                 continue
             self._pool.submit(self._process, lease)
         for _ in range(free - len(leases)):
-            self._slots.release()
+            self._slots.give()
 
     def _process(self, lease: Lease) -> None:
         try:
@@ -213,7 +245,7 @@ class Worker:
             decision = Decision(Outcome.RELEASE, f"unexpected error: {exc}")
         finally:
             self._keeper.drop(lease)
-            self._slots.release()
+            self._slots.give()
         end_message(self._queue, lease, decision)
 
     def _decide(self, lease: Lease) -> Decision:
@@ -233,6 +265,7 @@ class Worker:
         try:
             self._keeper.secure(lease)
         except QueueError as exc:
+            self.metrics.aws_errors.inc()
             bound.error("could not extend the lease; not started", error=str(exc))
             return self._intake.retry_later(f"lease not extended, not started: {exc}")
         task = Task(request, self._context)
@@ -253,6 +286,7 @@ class Worker:
         except GmsAuthError:
             raise
         except GmsError as exc:
+            self.metrics.gms_errors.inc()
             bound.warning("RUNNING report failed; running anyway", error=str(exc))
         bound.info("task started", timeout_seconds=task.timeout_seconds)
         with ProgressUpdater(task, self._reporter, self._config.report_interval_seconds):
@@ -261,6 +295,10 @@ class Worker:
         if stopped is not None and stopped[0] is StopKind.SHUTDOWN:
             return self._released_by_shutdown(task, stopped[1], bound)
         bound.info("task finished", status=result.status.value, log=str(task.log_path))
+        self.metrics.finished.labels(result.status.value).inc()
+        self.metrics.duration.observe((result.duration_ms or 0) / 1000)
+        if task.secret_seconds is not None:
+            self.metrics.secret_fetch.observe(task.secret_seconds)
         return self._report_final(task, result, bound)
 
     def _released_by_shutdown(
@@ -286,6 +324,7 @@ class Worker:
             try:
                 self._reporter.report(task.request.urn, result)
             except (GmsUnavailableError, GmsAuthError) as exc:
+                self.metrics.gms_errors.inc()
                 if isinstance(exc, GmsAuthError):
                     self._refused(exc)
                 if self._forced.is_set():
@@ -295,6 +334,7 @@ class Worker:
                 delay = min(delay * 2, 60.0)
                 continue
             except GmsRejectedError as exc:
+                self.metrics.gms_errors.inc()
                 if shortened:
                     return self._intake.retry_later(f"final report refused: {exc}")
                 bound.error("GMS refused the final report; sending a short one", error=str(exc))

@@ -172,6 +172,7 @@ def start_worker(sandbox: Sandbox, queue: ChaosQueue, work_dir: Path, **env: str
         "EXECUTOR_DATAHUB_COMMAND": f"{sys.executable} {FAKE_DATAHUB}",
         "EXECUTOR_WORK_DIR": str(work_dir / "tasks"),
         "EXECUTOR_LOG_FORMAT": "json",
+        "EXECUTOR_HEALTH_PORT": "0",
         "EXECUTOR_REPORT_INTERVAL_SECONDS": "1",
         "EXECUTOR_SIGNAL_POLL_SECONDS": "0.5",
         "EXECUTOR_KILL_GRACE_SECONDS": "2",

@@ -76,6 +76,7 @@ def test_canary_secret_leaves_no_trace(sandbox, tmp_path: Path, handoff: str):
         "EXECUTOR_SECRET_HANDOFF": handoff,
         "EXECUTOR_WORK_DIR": str(tmp_path / "work"),
         "EXECUTOR_LOG_FORMAT": "json",
+        "EXECUTOR_HEALTH_PORT": "0",
         "EXECUTOR_LOG_LEVEL": "DEBUG",
         "EXECUTOR_CHILD_ENV_PASSTHROUGH": "PYTHONPATH",
         "PYTHONPATH": str(REPO),

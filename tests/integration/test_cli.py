@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,7 @@ def cli_env(sandbox, tmp_path: Path) -> dict[str, str]:
         **sandbox.env(),
         "EXECUTOR_WORK_DIR": str(tmp_path / "work"),
         "EXECUTOR_LOG_FORMAT": "json",
+        "EXECUTOR_HEALTH_PORT": "0",
         "EXECUTOR_SECRETS": "",
         "EXECUTOR_SECRETS_DIR": str(tmp_path / "no-secret-files"),
     }
@@ -153,7 +155,13 @@ def test_check_says_how_to_fix_each_bad_setting(sandbox, cli_env):
 
 def test_run_and_submit_as_a_user_would(sandbox, cli_env, demo_db, tmp_path: Path):
     queue_url = sandbox.aws.create_queue("it-cli-run")
-    env = {**cli_env, "EXECUTOR_QUEUE_URL": queue_url, "EXECUTOR_REPORT_INTERVAL_SECONDS": "1"}
+    health_port = free_port()
+    env = {
+        **cli_env,
+        "EXECUTOR_QUEUE_URL": queue_url,
+        "EXECUTOR_REPORT_INTERVAL_SECONDS": "1",
+        "EXECUTOR_HEALTH_PORT": str(health_port),
+    }
     log_path = tmp_path / "worker.log"
     with log_path.open("w") as log:
         worker = subprocess.Popen(
@@ -172,6 +180,15 @@ def test_run_and_submit_as_a_user_would(sandbox, cli_env, demo_db, tmp_path: Pat
 
         result = sandbox.gms.wait_for_status(urn, TERMINAL, timeout_seconds=180)
         assert result is not None and result["status"] == "SUCCESS", log_path.read_text()
+        healthy = executor("health", env=env)
+        assert (healthy.returncode, healthy.stdout) == (0, "alive\n"), healthy.stderr
+        base = f"http://127.0.0.1:{health_port}"
+        with urllib.request.urlopen(f"{base}/readyz", timeout=5) as ready:
+            assert ready.read() == b"ready\n"
+        with urllib.request.urlopen(f"{base}/metrics", timeout=5) as metrics:
+            text = metrics.read().decode()
+        assert 'executor_tasks_finished_total{status="SUCCESS"} 1.0' in text
+        assert "executor_queue_wait_seconds_count 1.0" in text
     finally:
         worker.send_signal(signal.SIGTERM)
         code = worker.wait(timeout=60)

@@ -38,6 +38,9 @@ def serve_sandbox(aws_port: int, gms_port: int, token: str | None) -> None:
         print("In another shell:\n")
         for name, value in box.env().items():
             print(f"export {name}={value}")
+        if box.gms.url.endswith(":8080/gms"):
+            # The worker's /healthz would take 8080 too, as DataHub's GMS does.
+            print("export EXECUTOR_HEALTH_PORT=8081")
         print("executor run --worker-id remote")
         print("executor submit examples/recipes/demo-sqlite.yml --env DEMO_DB=$PWD/demo.db\n")
         print("Ctrl-C stops the sandbox.", flush=True)
@@ -68,6 +71,7 @@ def _start_worker(box: Sandbox, work_dir: Path, secret_arn: str) -> subprocess.P
         "EXECUTOR_WORK_DIR": str(work_dir / "tasks"),
         "EXECUTOR_REPORT_INTERVAL_SECONDS": "2",
         "EXECUTOR_LOG_FORMAT": "console",
+        "EXECUTOR_HEALTH_PORT": "0",
     }
     log = (work_dir / "worker.log").open("wb")
     return subprocess.Popen(

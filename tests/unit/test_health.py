@@ -1,0 +1,174 @@
+"""/healthz, /readyz and /metrics over loopback HTTP, and `executor health`."""
+
+from __future__ import annotations
+
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from remote_executor import cli
+from remote_executor.gms import MemoryReporter
+from remote_executor.health import HealthServer, Metrics, Readiness
+from remote_executor.models import request_urn
+from remote_executor.queue import MemoryQueue
+from remote_executor.queue.base import Lease
+from tests.unit.worker_support import message, terminal
+
+Get = Callable[[str], tuple[int, str]]
+
+
+def get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., HealthServer]]:
+    servers: list[HealthServer] = []
+
+    def start(
+        alive: str | None = None, ready: str | None = None, metrics: Metrics | None = None
+    ) -> HealthServer:
+        server = HealthServer(0, lambda: alive, lambda: ready, metrics or Metrics(), "127.0.0.1")
+        servers.append(server.start())
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def test_alive_and_ready_answer_200(serve: Callable[..., HealthServer]) -> None:
+    port = serve().port
+
+    assert get(port, "/healthz") == (200, "alive\n")
+    assert get(port, "/readyz") == (200, "ready\n")
+    assert get(port, "/nothing")[0] == 404
+
+
+def test_each_answers_503_with_the_reason(serve: Callable[..., HealthServer]) -> None:
+    port = serve(alive="the receive loop has not gone round for 95 s", ready="draining").port
+
+    assert get(port, "/healthz") == (503, "the receive loop has not gone round for 95 s\n")
+    assert get(port, "/readyz") == (503, "draining\n")
+
+
+def test_metrics_in_prometheus_text(serve: Callable[..., HealthServer]) -> None:
+    metrics = Metrics()
+    metrics.finished.labels("SUCCESS").inc()
+    metrics.observe_sent(None)
+
+    status, text = get(serve(metrics=metrics).port, "/metrics")
+
+    assert status == 200
+    assert 'executor_tasks_finished_total{status="SUCCESS"} 1.0' in text
+    assert "executor_tasks_received_total 1.0" in text
+    for name in (
+        "executor_task_duration_seconds_bucket",
+        "executor_tasks_running",
+        "executor_free_slots",
+        "executor_queue_wait_seconds_bucket",
+        "executor_gms_errors_total",
+        "executor_aws_errors_total",
+        "executor_secret_fetch_seconds_bucket",
+    ):
+        assert name in text, name
+
+
+def test_readiness_names_the_failing_part() -> None:
+    def queue_down() -> None:
+        raise RuntimeError("queue https://sqs.example/q: AccessDenied")
+
+    readiness = Readiness({"gms": lambda: None, "queue": queue_down})
+    assert readiness.problem == "not checked yet"
+
+    readiness.check_now()
+    assert readiness.problem == "queue: queue https://sqs.example/q: AccessDenied"
+
+    fine = Readiness({"gms": lambda: None, "queue": lambda: None})
+    fine.check_now()
+    assert fine.problem is None
+
+
+def test_a_worker_counts_what_it_does(
+    running: Callable[..., Any], wait_for: Callable[..., bool], recipe_yaml: Callable[..., str]
+) -> None:
+    queue, reporter = MemoryQueue("memory://q"), MemoryReporter()
+    queue.send(message("m-1", recipe_yaml({})))
+
+    with running(queue, reporter, max_concurrent_tasks=3) as worker:
+        assert wait_for(lambda: terminal(reporter, request_urn("m-1")))
+        assert worker.not_ready_because is None
+        text = worker.metrics.render().decode()
+
+    assert 'executor_tasks_finished_total{status="SUCCESS"} 1.0' in text
+    assert "executor_tasks_received_total 1.0" in text
+    assert "executor_task_duration_seconds_count 1.0" in text
+    assert "executor_tasks_running 0.0" in text
+    assert worker.not_ready_because == "draining: the worker is stopping"
+
+
+class StuckQueue(MemoryQueue):
+    """A queue whose receive never returns, as a hung connection would."""
+
+    def __init__(self) -> None:
+        super().__init__("memory://stuck")
+        self.release_receive = threading.Event()
+
+    def receive(self, *_: Any) -> list[Lease]:
+        self.release_receive.wait(30)
+        return []
+
+
+def test_a_stuck_receive_loop_turns_healthz_red(
+    running: Callable[..., Any],
+    wait_for: Callable[..., bool],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(cli, "LOOP_STALE_SECONDS", 0.5)
+    queue = StuckQueue()
+    with running(queue, MemoryReporter()) as worker:
+        server = cli._health_server(0, worker, Readiness({}))
+        try:
+            assert wait_for(lambda: get(server.port, "/healthz")[0] == 503)
+            _, text = get(server.port, "/healthz")
+            assert text.startswith("the receive loop has not gone round for ")
+            queue.release_receive.set()
+            assert wait_for(lambda: get(server.port, "/healthz")[0] == 200)
+        finally:
+            server.stop()
+
+
+def test_port_in_use_is_a_clear_error(running: Callable[..., Any]) -> None:
+    with running(MemoryQueue("memory://q"), MemoryReporter()) as worker:
+        first = cli._health_server(0, worker, Readiness({}))
+        try:
+            with pytest.raises(Exception, match=r"cannot serve /healthz on port \d+: .*"):
+                cli._health_server(first.port, worker, Readiness({}))
+        finally:
+            first.stop()
+
+
+def test_executor_health_exit_codes(
+    serve: Callable[..., HealthServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    healthy, stuck = serve().port, serve(alive="the receive loop is stuck").port
+
+    monkeypatch.setenv("EXECUTOR_HEALTH_PORT", str(healthy))
+    assert CliRunner().invoke(cli.main, ["health"]).exit_code == 0
+    monkeypatch.setenv("EXECUTOR_HEALTH_PORT", str(stuck))
+    result = CliRunner().invoke(cli.main, ["health"])
+    assert result.exit_code == 1
+    assert "not healthy: the receive loop is stuck" in result.output
+    monkeypatch.setenv("EXECUTOR_HEALTH_PORT", "9")  # discard: nobody answers there
+    result = CliRunner().invoke(cli.main, ["health"])
+    assert result.exit_code == 1
+    assert "no worker answers at http://127.0.0.1:9/healthz" in result.output

@@ -4,8 +4,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+TOOLS := .venv-tools
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint tools clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +22,15 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.sandbox
 
+# Linters of the deployment files (hadolint, checkov), in a venv of their own.
+$(TOOLS)/.installed: deploy/tools-requirements.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --upgrade pip
+	$(TOOLS)/bin/pip install --quiet -r deploy/tools-requirements.txt
+	touch $@
+
+tools: $(TOOLS)/.installed
+
 demo: $(VENV)/.sandbox
 	$(BIN)/executor demo
 
@@ -29,8 +39,8 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+test: lint tools
 	$(BIN)/pytest -p no:cacheprovider -ra
 
 clean:
-	rm -rf $(VENV) .demo .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) .demo .mypy_cache .ruff_cache

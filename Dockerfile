@@ -1,0 +1,40 @@
+# The remote executor with the datahub CLI and common source plugins.
+#   docker build -t remote-executor .
+#   docker build --build-arg DATAHUB_VERSION=1.7.0.17 \
+#     --build-arg DATAHUB_PLUGINS=datahub-rest,postgres,snowflake -t remote-executor .
+# Only /tmp (the task directories) and /home/executor are written; run it with a
+# read-only root filesystem and a volume or tmpfs on /tmp.
+
+FROM python:3.11-slim-bookworm AS build
+ARG DATAHUB_VERSION=1.7.0.17
+ARG DATAHUB_PLUGINS=datahub-rest,postgres,mysql,mssql,snowflake,bigquery,redshift,athena,glue,s3,dbt,looker,lookml,tableau,powerbi,kafka
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/executor
+ENV PATH=/opt/executor/bin:$PATH
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY src ./src
+RUN pip install --no-cache-dir . "acryl-datahub[${DATAHUB_PLUGINS}]==${DATAHUB_VERSION}"
+
+FROM python:3.11-slim-bookworm
+# tini as PID 1 with -g: a signal reaches the worker's whole process group, and the
+# zombies of ingestion subprocesses are reaped.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tini=0.19.0-1+b3 \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --create-home --uid 10001 --user-group executor
+COPY --from=build /opt/executor /opt/executor
+ENV PATH=/opt/executor/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    EXECUTOR_WORK_DIR=/tmp/remote-executor \
+    EXECUTOR_LOG_FORMAT=json \
+    EXECUTOR_HEALTH_PORT=8080
+USER 10001
+WORKDIR /home/executor
+VOLUME ["/tmp"]
+EXPOSE 8080
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 CMD ["executor", "health"]
+ENTRYPOINT ["tini", "-g", "--", "executor"]
+CMD ["run"]

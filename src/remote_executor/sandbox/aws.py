@@ -13,6 +13,29 @@ REGION = "us-east-1"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox"}
 
 
+def _serialize_sqs_deletes() -> None:
+    """Make moto's DeleteMessage hold the queue's lock, as SendMessage does.
+
+    moto's threaded server answers requests in threads, and its Queue.delete_message
+    rebuilds the queue's message list without a lock: two deletes at once can put a
+    deleted message back (still in flight, visible again after its timeout) and a
+    send during a delete can be lost. Real SQS has no such race; a worker deleting
+    from eight slots at once met it in the chaos tests.
+    """
+    from moto.sqs.models import Queue
+
+    original = Queue.delete_message
+    if getattr(original, "serialized_by_sandbox", False):
+        return
+
+    def delete_message(self: Any, receipt_handle: str) -> None:
+        with self._messages_lock:
+            original(self, receipt_handle)
+
+    delete_message.serialized_by_sandbox = True  # type: ignore[attr-defined]
+    Queue.delete_message = delete_message  # type: ignore[method-assign]
+
+
 class AwsSandbox:
     """moto's threaded server, with the few calls the demo and tests need."""
 
@@ -23,6 +46,7 @@ class AwsSandbox:
             raise RuntimeError(
                 "the sandbox needs moto: pip install 'remote-executor[sandbox]'"
             ) from exc
+        _serialize_sqs_deletes()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self.endpoint_url = ""
 

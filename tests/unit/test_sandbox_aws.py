@@ -1,0 +1,56 @@
+"""The sandbox's SQS: deletes from many threads at once leave nothing behind.
+
+moto rebuilds a queue's message list on delete without a lock; the sandbox makes it
+hold the queue's lock. The race is narrow, so this test switches threads as often as
+the interpreter allows, which makes it show on nearly every run without the fix.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from remote_executor.sandbox.aws import AwsSandbox
+
+
+@pytest.fixture
+def frequent_thread_switches() -> Iterator[None]:
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
+
+
+def test_concurrent_deletes_leave_no_message_in_flight(
+    aws_box: AwsSandbox, frequent_thread_switches: None
+) -> None:
+    sqs = aws_box.client("sqs")
+    url = aws_box.create_queue(f"deletes-{uuid.uuid4().hex[:6]}")
+    for start in range(0, 200, 10):
+        entries = [{"Id": str(n), "MessageBody": f"m{start + n}"} for n in range(10)]
+        sqs.send_message_batch(QueueUrl=url, Entries=entries)
+    handles: list[str] = []
+    while len(handles) < 200:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=600)
+        handles += [message["ReceiptHandle"] for message in got.get("Messages", [])]
+    clients = [aws_box.client("sqs") for _ in range(16)]
+
+    def delete(n: int) -> None:
+        for handle in handles[n::16]:
+            clients[n].delete_message(QueueUrl=url, ReceiptHandle=handle)
+
+    threads = [threading.Thread(target=delete, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert attributes["ApproximateNumberOfMessages"] == "0"
+    assert attributes["ApproximateNumberOfMessagesNotVisible"] == "0"

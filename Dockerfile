@@ -2,8 +2,8 @@
 #   docker build -t remote-executor .
 #   docker build --build-arg DATAHUB_VERSION=1.7.0.17 \
 #     --build-arg DATAHUB_PLUGINS=datahub-rest,postgres,snowflake -t remote-executor .
-# Only /tmp (the task directories) and /home/executor are written; run it with a
-# read-only root filesystem and a volume or tmpfs on /tmp.
+# Only /tmp is written (the task directories, and HOME); run it with a read-only
+# root filesystem and a volume or tmpfs on /tmp.
 
 FROM python:3.11-slim-bookworm AS build
 ARG DATAHUB_VERSION=1.7.0.17
@@ -23,15 +23,17 @@ FROM python:3.11-slim-bookworm
 RUN apt-get update \
     && apt-get install -y --no-install-recommends tini=0.19.0-1+b3 \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --create-home --uid 10001 --user-group executor
+    && useradd --no-log-init --no-create-home --uid 10001 --user-group executor
 COPY --from=build /opt/executor /opt/executor
+# HOME under /tmp too: the datahub CLI keeps its settings in ~/.datahub.
 ENV PATH=/opt/executor/bin:$PATH \
     PYTHONUNBUFFERED=1 \
+    HOME=/tmp/home \
     EXECUTOR_WORK_DIR=/tmp/remote-executor \
     EXECUTOR_LOG_FORMAT=json \
     EXECUTOR_HEALTH_PORT=8080
 USER 10001
-WORKDIR /home/executor
+WORKDIR /tmp
 VOLUME ["/tmp"]
 EXPOSE 8080
 STOPSIGNAL SIGTERM

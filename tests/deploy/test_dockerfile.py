@@ -77,7 +77,9 @@ def test_the_worker_runs_under_tini_as_a_user_with_a_healthcheck() -> None:
     user = last("USER")
     assert user.isdigit() and int(user) >= 1000  # numeric: Kubernetes' runAsNonRoot checks it
     assert json.loads(last("VOLUME")) == ["/tmp"]
-    assert "EXECUTOR_WORK_DIR=/tmp/remote-executor" in last("ENV")
+    env = last("ENV")
+    assert "EXECUTOR_WORK_DIR=/tmp/remote-executor" in env
+    assert "HOME=/tmp/home" in env  # writable with a read-only root filesystem
     # `executor health` exists, and its help says it is for this.
     assert "HEALTHCHECK" in CliRunner().invoke(main, ["health", "--help"]).output
 

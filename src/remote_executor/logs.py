@@ -1,29 +1,20 @@
-"""Structured logs (structlog): an event name and fields, secrets masked by a processor.
+"""Structured logs (structlog): an event name and fields, secrets masked at the end.
 
-The redaction processor masks every string field with the shared Redactor, so
-no call site has to remember to.
+The shared Redactor masks each rendered line, so no call site has to remember to,
+and a value nested in a dict, a list or an exception is masked like any other (the
+Redactor knows the JSON- and repr-escaped forms the renderers write).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Mapping, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any, TextIO
 
 import structlog
 
 from remote_executor.secrets import Redactor
-
-
-def _redacting(redactor: Redactor) -> structlog.types.Processor:
-    def process(_: Any, __: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
-        return {
-            key: redactor.redact(value) if isinstance(value, str) else value
-            for key, value in event.items()
-        }
-
-    return process
 
 
 def configure_logging(
@@ -40,7 +31,6 @@ def configure_logging(
     )
 
     def render(logger: Any, name: str, event: MutableMapping[str, Any]) -> str:
-        # Once more on the rendered line: values nested in lists, dicts or objects too.
         return redactor.redact(str(renderer(logger, name, event)))
 
     structlog.configure(
@@ -49,7 +39,6 @@ def configure_logging(
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
-            _redacting(redactor),
             render,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(

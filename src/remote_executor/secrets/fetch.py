@@ -195,8 +195,9 @@ class SecretFetcher:
         for key in keys:
             found = next((a for a in answer["SecretValues"] if _matches(key.secret_id, a)), None)
             error = next((e for e in answer["Errors"] if e["SecretId"] == key.secret_id), None)
-            if found is not None and _text(found) is not None:
-                values[key] = _text(found)
+            text = _text(found) if found is not None else None
+            if text is not None:
+                values[key] = text
             elif error is not None and error["ErrorCode"] == _NOT_FOUND:
                 values[key] = None
             elif error is not None:

@@ -8,10 +8,12 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import boto3
 import pytest
 import yaml
+from botocore.config import Config
 
 from remote_executor.gms import MemoryReporter
 from remote_executor.handoff import Handoff
@@ -121,6 +123,23 @@ class RecordingQueue(MemoryQueue):
 def recording_queue() -> RecordingQueue:
     """An empty MemoryQueue that records releases."""
     return RecordingQueue()
+
+
+@pytest.fixture
+def unreachable_client() -> Callable[[str], Any]:
+    """``unreachable_client(service)``: a boto3 client for a port nothing listens on, one try."""
+
+    def make(service: str) -> Any:
+        return cast(Any, boto3).client(
+            service,
+            endpoint_url="http://127.0.0.1:9",
+            region_name="us-east-1",
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+            config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=2),
+        )
+
+    return make
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 
 from remote_executor.errors import LeaseLostError, QueueError
 from remote_executor.queue.sqs import SqsQueue, region_from_url
@@ -119,15 +118,8 @@ def test_send_to_a_missing_queue(aws_box: AwsSandbox) -> None:
         SqsQueue(url, aws_box.client("sqs")).send("x")
 
 
-def test_unreachable_endpoint_is_a_queue_error() -> None:
-    client: Any = boto3.client(
-        "sqs",
-        endpoint_url="http://127.0.0.1:9",
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-        config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=2),
-    )
+def test_unreachable_endpoint_is_a_queue_error(unreachable_client: Callable[[str], Any]) -> None:
+    client = unreachable_client("sqs")
     queue = SqsQueue("http://127.0.0.1:9/123456789012/q", client)
 
     with pytest.raises(

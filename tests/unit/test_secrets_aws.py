@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from remote_executor.errors import ConfigurationError, SecretError
@@ -337,15 +337,8 @@ def test_auth_error_twice_fails_naming_the_secret(aws_box: AwsSandbox, db_arn: s
     assert refusing.calls == {"refused get_secret_value": 2}
 
 
-def test_unreachable_endpoint_is_a_secret_error() -> None:
-    client = boto3.client(
-        "secretsmanager",
-        endpoint_url="http://127.0.0.1:9",
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-        config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=2),
-    )
+def test_unreachable_endpoint_is_a_secret_error(unreachable_client: Callable[[str], Any]) -> None:
+    client = unreachable_client("secretsmanager")
     resolver = AwsSecretResolver({"DB_PASSWORD": MISSING_ARN}, client=client)
 
     with pytest.raises(

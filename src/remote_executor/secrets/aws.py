@@ -190,8 +190,3 @@ class AwsSecretResolver:
         if self._prefix:
             parts.append(f"${{NAME}} reads {self._prefix}NAME")
         return "; ".join(parts) or "nothing mapped (EXECUTOR_SECRETS), no prefix"
-
-    @property
-    def fetcher(self) -> SecretFetcher:
-        """The cache and the calls behind this resolver, for tests and metrics."""
-        return self._fetcher

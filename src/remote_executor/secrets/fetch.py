@@ -10,7 +10,6 @@ client (fresh credentials), bypassing the cache, before the task fails.
 from __future__ import annotations
 
 import threading
-from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -90,7 +89,6 @@ class SecretFetcher:
         self._lock = threading.Lock()
         self._cache: dict[FetchKey, tuple[str | None, float]] = {}
         self._batch_allowed = True
-        self.calls: Counter[str] = Counter()
 
     def fetch(self, wanted: dict[FetchKey, str]) -> dict[FetchKey, str | None]:
         """Values for ``wanted`` (key to the name asking for it, for error messages)."""
@@ -157,7 +155,6 @@ class SecretFetcher:
             arguments["VersionStage"] = key.version_stage
         if key.version_id:
             arguments["VersionId"] = key.version_id
-        self.calls["GetSecretValue"] += 1
         answer: Any = self._client().get_secret_value(**arguments)
         value = _text(answer)
         if value is None:
@@ -175,7 +172,6 @@ class SecretFetcher:
     ) -> list[FetchKey]:
         """Read ``keys`` in one call into ``values``/``failures``; return those left to read
         one by one."""
-        self.calls["BatchGetSecretValue"] += 1
         ids = [key.secret_id for key in keys]
         try:
             answer: Any = self._client().batch_get_secret_value(SecretIdList=ids)

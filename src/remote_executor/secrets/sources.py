@@ -73,11 +73,3 @@ class SecretSources:
         if len(names) == 1:
             return looked(names[0])
         return " - ".join(f"for {name}: {looked(name)}" for name in names)
-
-    def configured_names(self) -> list[str]:
-        """Every name some source is known to hold."""
-        return sorted({name for r in self.resolvers for name in r.configured_names()})
-
-    def describe(self) -> str:
-        """The sources in order, in words."""
-        return ", then ".join(f"{r.label} ({r.describe()})" for r in self.resolvers)

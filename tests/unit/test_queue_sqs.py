@@ -153,10 +153,22 @@ def test_create_takes_the_region_from_the_url(monkeypatch: pytest.MonkeyPatch) -
     assert queue._client.meta.region_name == "eu-west-1"
 
 
-def test_create_prefers_the_given_region(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_region_of_an_aws_url_wins_over_the_worker_region(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A worker in us-east-2 (AWS_REGION on Fargate) reading DataHub's queue in eu-west-1.
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-2")
 
     queue = SqsQueue.create("https://sqs.eu-west-1.amazonaws.com/123456789012/q", "us-east-2")
+
+    assert queue._client.meta.region_name == "eu-west-1"
+
+
+def test_a_url_without_a_region_uses_the_given_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+
+    queue = SqsQueue.create("http://127.0.0.1:4566/123456789012/q", "us-east-2")
 
     assert queue._client.meta.region_name == "us-east-2"
 

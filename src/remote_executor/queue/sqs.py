@@ -52,8 +52,12 @@ class SqsQueue:
     def create(
         cls, queue_url: str, region: str | None = None, dead_letter_url: str | None = None
     ) -> SqsQueue:
-        """A queue with a client from boto3's configuration; region from the URL if unset."""
-        region = region or boto3.session.Session().region_name or region_from_url(queue_url)
+        """A queue with a client from boto3's configuration, in the region of an AWS queue URL.
+
+        The URL's region wins over ``region``: SQS answers NonExistentQueue to a client of
+        another region, and a DataHub queue often lives in another region than the worker.
+        """
+        region = region_from_url(queue_url) or region or boto3.session.Session().region_name
         try:
             client = boto3.client("sqs", region_name=region, config=RETRY_CONFIG)
         except BotoCoreError as exc:

@@ -181,7 +181,9 @@ class SecretFetcher:
                     failures[key] = _Failure(error_code(exc), describe(exc))
                 return []
             self._batch_allowed = False
-            log.warning(
+            # Expected, not a fault: IAM grants BatchGetSecretValue only on "*", which
+            # least-privilege roles (the CloudFormation template's among them) leave out.
+            log.info(
                 "secrets.batch_denied",
                 detail="the role may not call secretsmanager:BatchGetSecretValue; "
                 "reading secrets one by one from now on",

@@ -22,7 +22,7 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.sandbox
 
-# Linters of the deployment files (hadolint, checkov), in a venv of their own.
+# Linters of the deployment files (cfn-lint, checkov, hadolint), in a venv of their own.
 $(TOOLS)/.installed: deploy/tools-requirements.txt
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --upgrade pip

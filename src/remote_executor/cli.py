@@ -177,18 +177,9 @@ def run(
         queue = SqsQueue.create(
             settings.require_queue_url(), settings.aws_region, settings.dead_letter_queue_url
         )
-        gms.server_config()
-    except (ConfigurationError, NotGmsError) as exc:
+    except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from exc
-    except ExecutorError as exc:
-        click.echo(f"warning: GMS check failed, starting anyway: {exc}", err=True)
-    try:
-        queue.find_dead_letter_queue()
-    except ExecutorError as exc:
-        click.echo(f"warning: no dead-letter queue found: {exc}", err=True)
     context = task_context(settings, redactor, gms.url)
-    # Ask the CLI now, not in the first task, whether it reads the stdin envelope.
-    threading.Thread(target=context.handoff.reads_envelope, name="cli-probe", daemon=True).start()
     worker = Worker(
         queue,
         gms,
@@ -204,24 +195,45 @@ def run(
             signal_poll_seconds=settings.signal_poll_seconds,
         ),
     )
-    signals = {"count": 0}
-
-    def on_signal(signum: int, _: Any) -> None:
-        signals["count"] += 1
-        worker.stop(force=signals["count"] > 1)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     readiness = Readiness(
         {"gms": gms.server_config, "token": gms.check_token, "queue": queue.attributes}
     )
+    # Served before the start-up checks, which may retry GMS for a minute: alive from the
+    # start, not ready until the first readiness check passes.
     server = _health_server(settings.health_port, worker, readiness)
-    readiness.start()
     try:
+        _check_at_start(gms, queue)
+        # Ask the CLI now, not in the first task, whether it reads the stdin envelope.
+        threading.Thread(
+            target=context.handoff.reads_envelope, name="cli-probe", daemon=True
+        ).start()
+        signals = {"count": 0}
+
+        def on_signal(signum: int, _: Any) -> None:
+            signals["count"] += 1
+            worker.stop(force=signals["count"] > 1)
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        readiness.start()
         worker.run()
     finally:
         readiness.stop()
         server.stop()
+
+
+def _check_at_start(gms: GmsClient, queue: SqsQueue) -> None:
+    """Refuse a URL that is not GMS; warn about anything that may still come right."""
+    try:
+        gms.server_config()
+    except NotGmsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except ExecutorError as exc:
+        click.echo(f"warning: GMS check failed, starting anyway: {exc}", err=True)
+    try:
+        queue.find_dead_letter_queue()
+    except ExecutorError as exc:
+        click.echo(f"warning: no dead-letter queue found: {exc}", err=True)
 
 
 def _health_server(port: int, worker: Worker, readiness: Readiness) -> HealthServer:

@@ -115,7 +115,13 @@ class Worker:
 
     @property
     def seconds_since_tick(self) -> float:
-        """How long ago the receive loop last went round (liveness)."""
+        """How long ago the receive loop last went round (liveness); 0 while draining.
+
+        A drain stops the loop on purpose and is bounded by the shutdown and kill graces,
+        so a probe must not restart the worker in the middle of handing its work back.
+        """
+        if self._stopping.is_set():
+            return 0.0
         return time.monotonic() - self._heartbeat
 
     def stop(self, force: bool = False) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -145,6 +147,65 @@ def test_a_stuck_receive_loop_turns_healthz_red(
             assert wait_for(lambda: get(server.port, "/healthz")[0] == 200)
         finally:
             server.stop()
+
+
+def test_a_draining_worker_stays_alive(
+    running: Callable[..., Any],
+    wait_for: Callable[..., bool],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The drain stops the loop on purpose; a liveness probe must not kill it mid-drain.
+    monkeypatch.setattr(cli, "LOOP_STALE_SECONDS", 0.5)
+    queue = StuckQueue()
+    with running(queue, MemoryReporter()) as worker:
+        server = cli._health_server(0, worker, Readiness({}))
+        try:
+            assert wait_for(lambda: get(server.port, "/healthz")[0] == 503)
+            worker.stop()
+
+            assert get(server.port, "/healthz") == (200, "alive\n")
+            assert get(server.port, "/readyz") == (503, "draining: the worker is stopping\n")
+        finally:
+            queue.release_receive.set()
+            server.stop()
+
+
+def test_health_is_served_while_the_start_up_checks_run(
+    monkeypatch: pytest.MonkeyPatch, wait_for: Callable[..., bool]
+) -> None:
+    # The start-up GMS check may retry for a minute: a startup probe must see the worker.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    checking, finish = threading.Event(), threading.Event()
+
+    def slow_check(*_: Any) -> None:
+        checking.set()
+        finish.wait(20)
+        raise click.ClickException("GMS check gave up")
+
+    monkeypatch.setattr(cli, "_check_at_start", slow_check)
+    environment = {
+        "DATAHUB_GMS_URL": "http://127.0.0.1:9/gms",
+        "EXECUTOR_QUEUE_URL": "http://127.0.0.1:9/123456789012/q",
+        "AWS_REGION": "eu-west-1",
+        "EXECUTOR_HEALTH_PORT": str(port),
+    }
+    result: list[Any] = []
+    thread = threading.Thread(
+        target=lambda: result.append(CliRunner().invoke(cli.main, ["run"], env=environment))
+    )
+    thread.start()
+    try:
+        assert checking.wait(20)
+        assert wait_for(lambda: get(port, "/healthz") == (200, "alive\n"))
+        assert get(port, "/readyz") == (503, "not checked yet\n")
+    finally:
+        finish.set()
+        thread.join(20)
+    assert "GMS check gave up" in result[0].output
+    with pytest.raises(urllib.error.URLError):  # the server stopped with the worker
+        get(port, "/healthz")
 
 
 def test_port_in_use_is_a_clear_error(running: Callable[..., Any]) -> None:

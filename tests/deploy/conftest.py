@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,3 +23,21 @@ def tool(name: str) -> str:
         f"{name} not found: run `make tools` (installs deploy/tools-requirements.txt into "
         ".venv-tools); `make test` does it"
     )
+
+
+def checkov(framework: str, *target: str) -> dict[str, Any]:
+    """checkov's JSON verdict on ``target`` (``--file F`` or ``--directory D``), offline.
+
+    Without ``--quiet``, so that the passed and skipped checks are listed too.
+    """
+    done = subprocess.run(
+        [tool("checkov"), *target, "--framework", framework, "--skip-download", "--output", "json"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    verdict: dict[str, Any] = json.loads(done.stdout)
+    assert verdict["summary"]["failed"] == 0, done.stdout
+    assert verdict["summary"]["parsing_errors"] == 0, done.stdout
+    return verdict

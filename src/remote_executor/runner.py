@@ -3,13 +3,16 @@
 The child runs in a new session (process group) so that stopping it stops
 everything it started. It is killed if the worker dies (PR_SET_PDEATHSIG) and
 its data segment is capped by RLIMIT_DATA when a memory limit is set. Its
-output (stderr merged into stdout) is read line by line, redacted, appended to
-the full log file and kept as a bounded tail in memory for the reports.
-Redacting whole lines means a secret value cannot be split across two reads.
+output (stderr merged into stdout) is read in chunks of whole lines, redacted,
+appended to the full log file and kept as a bounded tail in memory for the
+reports. A chunk ends at a newline, or, inside a line longer than a read, where
+no secret can straddle the cut; so a secret value is never split between two
+redactions.
 """
 
 from __future__ import annotations
 
+import codecs
 import collections
 import contextlib
 import ctypes
@@ -27,7 +30,8 @@ from typing import IO, Any
 from remote_executor.errors import RunnerError
 from remote_executor.secrets import Redactor
 
-MAX_LINE_BYTES = 64 * 1024
+# One read of the child's output: the size of a Linux pipe's buffer.
+READ_BYTES = 64 * 1024
 # What a child that ran out of memory prints: Python, C, C++ and the JVM's words for it.
 OOM_MARKERS = ("MemoryError", "Cannot allocate memory", "std::bad_alloc", "OutOfMemoryError")
 OOM_WINDOW_CHARS = 64 * 1024
@@ -151,11 +155,11 @@ class LogTail:
         self.version = 0
         self.dropped_lines = 0
 
-    def append(self, line: str) -> None:
-        """Add a line, dropping the oldest ones beyond the bound."""
+    def append(self, text: str) -> None:
+        """Add whole lines, dropping the oldest ones beyond the bound."""
         with self._lock:
-            self._lines.append(line)
-            self._chars += len(line)
+            self._lines.extend(text.splitlines(keepends=True))
+            self._chars += len(text)
             while self._chars > self._max_chars and len(self._lines) > 1:
                 self._chars -= len(self._lines.popleft())
                 self.dropped_lines += 1
@@ -216,16 +220,19 @@ class ProcessRun:
     def _read(self) -> None:
         stdout = self._proc.stdout
         assert stdout is not None
+        descriptor = stdout.fileno()
+        # Incremental: a character split between two reads is decoded whole.
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         carry = ""
         with open(self._spec.log_path, "a", encoding="utf-8") as log:
-            for raw in iter(lambda: stdout.readline(MAX_LINE_BYTES), b""):
-                text = carry + raw.decode("utf-8", errors="replace")
-                # A line longer than the cap arrives in pieces: hold back its end so a
-                # secret split between two pieces is still masked whole.
-                cut = len(text) if text.endswith("\n") else self._redactor.safe_cut(text)
+            while chunk := os.read(descriptor, READ_BYTES):
+                text = carry + decoder.decode(chunk)
+                # Up to the last newline; in a line longer than the read, up to where no
+                # secret straddles the cut. The rest waits for the next read.
+                cut = text.rfind("\n") + 1 or self._redactor.safe_cut(text)
                 text, carry = text[:cut], text[cut:]
                 self._emit(log, text)
-            self._emit(log, carry)
+            self._emit(log, carry + decoder.decode(b"", final=True))
 
     def _emit(self, log: IO[str], text: str) -> None:
         if not text:

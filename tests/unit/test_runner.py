@@ -18,7 +18,7 @@ import pytest
 
 from remote_executor.errors import RunnerError
 from remote_executor.runner import (
-    MAX_LINE_BYTES,
+    READ_BYTES,
     LogTail,
     ProcessRun,
     RunOutcome,
@@ -257,14 +257,14 @@ def test_wait_returns_when_the_child_exits_even_if_a_grandchild_lingers(
 def test_a_secret_across_the_line_length_cap_is_still_masked(
     start: Callable[..., ProcessRun], tmp_path: Path
 ) -> None:
-    # One long line: the reader reads it in MAX_LINE_BYTES pieces, and the secret
+    # One long line: the reader reads it in READ_BYTES pieces, and the secret
     # straddles the boundary between the first and the second piece.
     redactor = Redactor()
     redactor.add(SECRET)
     run = start(
         f"""
         import sys
-        sys.stdout.write("x" * ({MAX_LINE_BYTES} - 4) + "{SECRET}" + " end\\n")
+        sys.stdout.write("x" * ({READ_BYTES} - 4) + "{SECRET}" + " end\\n")
         """,
         redactor,
     )
@@ -272,9 +272,29 @@ def test_a_secret_across_the_line_length_cap_is_still_masked(
     run.wait()
 
     log = (tmp_path / "ingestion.log").read_text()
-    assert len(log) > MAX_LINE_BYTES
+    assert len(log) > READ_BYTES
     assert SECRET not in log
     assert SECRET not in run.tail.text()
+
+
+def test_a_character_split_between_two_reads_is_decoded_whole(
+    start: Callable[..., ProcessRun], tmp_path: Path
+) -> None:
+    # The two bytes of "é" arrive in two reads 0.2 s apart.
+    run = start(
+        """
+        import sys, time
+        out = sys.stdout.buffer
+        out.write(b"caf\\xc3"); out.flush()
+        time.sleep(0.2)
+        out.write(b"\\xa9 ok\\n"); out.flush()
+        """
+    )
+
+    run.wait()
+
+    assert (tmp_path / "ingestion.log").read_text(encoding="utf-8") == "café ok\n"
+    assert run.tail.text() == "café ok\n"
 
 
 def test_log_tail_keeps_the_last_lines_within_its_bound() -> None:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from remote_executor.cli import load_settings
+from remote_executor.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS_BIN = REPO / ".venv-tools" / "bin"
@@ -41,3 +45,12 @@ def checkov(framework: str, *target: str) -> dict[str, Any]:
     assert verdict["summary"]["failed"] == 0, done.stdout
     assert verdict["summary"]["parsing_errors"] == 0, done.stdout
     return verdict
+
+
+def worker_settings(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The settings `executor run` builds in a container whose whole environment is ``env``."""
+    for name in list(os.environ):
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return load_settings()

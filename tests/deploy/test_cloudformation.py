@@ -5,18 +5,17 @@ be deployed here, so tests/deploy/cfn.py evaluates the template for given parame
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from typing import Any
 
 import pytest
 
-from remote_executor.cli import load_settings, secret_sources
+from remote_executor.cli import secret_sources
 from remote_executor.secrets.aws import SecretRef
 from remote_executor.settings import Settings
 from tests.deploy.cfn import Stack, load
-from tests.deploy.conftest import REPO, checkov, tool
+from tests.deploy.conftest import REPO, checkov, tool, worker_settings
 
 TEMPLATE = REPO / "deploy" / "cloudformation" / "executor.yaml"
 QUEUE_URL = "https://sqs.us-west-2.amazonaws.com/111122223333/re-acme"
@@ -61,14 +60,6 @@ def worker_environment(built: Stack) -> dict[str, str]:
     for item in definition["Secrets"]:
         env[item["Name"]] = f"value of {item['ValueFrom']}"
     return env
-
-
-def settings_from(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
-    for name in list(os.environ):
-        monkeypatch.delenv(name)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return load_settings()
 
 
 def statements(built: Stack) -> list[tuple[str, dict[str, Any]]]:
@@ -181,7 +172,7 @@ def test_the_task_role_may_lease_commands_and_read_exactly_the_listed_secrets(
     assert set(by_action) == {*SQS_ACTIONS, "secretsmanager:GetSecretValue"}
     assert all(by_action[action]["Resource"] == QUEUE_ARN for action in SQS_ACTIONS)
     # What the worker asks Secrets Manager for is what the role may read, and nothing more.
-    settings = settings_from(worker_environment(built), monkeypatch)
+    settings = worker_settings(worker_environment(built), monkeypatch)
     asked = sorted(SecretRef.parse(ref).secret_id for ref in settings.secrets.values())
     assert sorted(by_action["secretsmanager:GetSecretValue"]["Resource"]) == asked
     assert asked == sorted(secret_arn(n) for n in (1, 2, 3))
@@ -193,7 +184,7 @@ def test_a_created_queue_gets_a_dead_letter_queue_the_worker_may_send_to(
     built = stack(**PARAMETER_SETS["created queue, existing token"])
     made = built.resources()
 
-    settings = settings_from(worker_environment(built), monkeypatch)
+    settings = worker_settings(worker_environment(built), monkeypatch)
 
     queue = made["CommandQueue"]["Properties"]
     dead = made["DeadLetterQueue"]["Properties"]
@@ -235,7 +226,7 @@ def test_optional_secrets_and_env_vars_reach_the_worker_item_by_item(
     )
     env = worker_environment(built)
 
-    settings = settings_from(env, monkeypatch)
+    settings = worker_settings(env, monkeypatch)
 
     assert settings.secrets == secrets
     assert {name: env[name] for name in env if name.startswith("VAR_")} == variables
@@ -248,7 +239,7 @@ def test_optional_secrets_and_env_vars_reach_the_worker_item_by_item(
 def test_the_default_parameters_give_a_worker_that_starts(monkeypatch: pytest.MonkeyPatch) -> None:
     built = stack()
 
-    settings = settings_from(worker_environment(built), monkeypatch)
+    settings = worker_settings(worker_environment(built), monkeypatch)
 
     assert settings.gms_url == "https://acme.acryl.io/gms"
     assert settings.token == "value of " + built.evaluate({"Ref": "TokenSecret"})

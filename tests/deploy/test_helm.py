@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
 import urllib.error
 import urllib.request
@@ -25,10 +24,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from remote_executor.cli import load_settings
 from remote_executor.health import HealthServer, Metrics
 from remote_executor.queue.sqs import region_from_url
-from tests.deploy.conftest import REPO, checkov
+from tests.deploy.conftest import REPO, checkov, worker_settings
 
 CHART = REPO / "deploy" / "helm" / "remote-executor"
 CI_FILES = sorted(CHART.glob("ci/*-values.yaml"))
@@ -495,12 +493,8 @@ def test_the_worker_accepts_the_rendered_environment(
     found = manifests(chart, values)
     env = environment(found)
     token_ref = next(v for v in container(found)["env"] if v["name"] == "DATAHUB_GMS_TOKEN")
-    for name in [n for n in os.environ if n.startswith(("EXECUTOR_", "DATAHUB_", "AWS_"))]:
-        monkeypatch.delenv(name)  # only what the chart renders
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
 
-    settings = load_settings()  # as `executor run` builds them
+    settings = worker_settings(env, monkeypatch)  # only what the chart renders
 
     gms = values["global"]["datahub"]["gms"]
     assert token_ref["valueFrom"]["secretKeyRef"] == {

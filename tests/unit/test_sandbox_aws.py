@@ -1,4 +1,5 @@
-"""The sandbox's SQS: deletes from many threads at once leave nothing behind.
+"""The sandbox's SQS: deletes from many threads at once leave nothing behind, and every
+API call is counted at the endpoint.
 
 moto rebuilds a queue's message list on delete without a lock; the sandbox makes it
 hold the queue's lock. The race is narrow, so this test switches threads as often as
@@ -13,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+import requests
 
 from remote_executor.sandbox.aws import AwsSandbox
 
@@ -54,3 +56,25 @@ def test_concurrent_deletes_leave_no_message_in_flight(
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     assert attributes["ApproximateNumberOfMessages"] == "0"
     assert attributes["ApproximateNumberOfMessagesNotVisible"] == "0"
+
+
+def test_every_call_is_counted_whatever_its_protocol(aws_box: AwsSandbox) -> None:
+    before = aws_box.calls()
+    url = aws_box.create_queue(f"counted-{uuid.uuid4().hex[:6]}")
+    sqs = aws_box.client("sqs")
+    sqs.send_message(QueueUrl=url, MessageBody="a")  # boto3: the JSON protocol
+    sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0)
+    aws_box.put_secret(f"counted-{uuid.uuid4().hex[:6]}", "value")
+    # kombu's asynchronous SQS client speaks the query protocol, in a form body
+    form = {"Action": "GetQueueAttributes", "QueueUrl": url, "AttributeName.1": "All"}
+    assert requests.post(aws_box.endpoint_url, data=form, timeout=10).status_code == 200
+
+    counted = aws_box.calls() - before
+
+    assert counted == {
+        "sqs.CreateQueue": 1,
+        "sqs.SendMessage": 1,
+        "sqs.ReceiveMessage": 1,
+        "secretsmanager.CreateSecret": 1,
+        "sqs.GetQueueAttributes": 1,
+    }

@@ -134,6 +134,9 @@ def test_accepted_result_is_readable_with_its_qualified_name(
     assert gms.aspect(URN, "dataHubExecutionRequestResult") == stored
     assert gms.rejected == []
     assert any(b'"RUNNING' in body for body in gms.raw_bodies)
+    times = gms.accepted_times(URN)
+    assert [status for status, _ in times] == ["RUNNING", "FAILURE"]
+    assert times[0][1] <= times[1][1] <= time.time()
 
 
 def test_the_datahub_client_reads_back_what_it_wrote(gms: GmsStandIn) -> None:

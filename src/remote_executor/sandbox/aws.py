@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable
 from typing import Any, cast
+from urllib.parse import parse_qs
 
 import boto3
 
@@ -36,32 +41,111 @@ def _serialize_sqs_deletes() -> None:
     Queue.delete_message = delete_message  # type: ignore[method-assign]
 
 
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class _CallCounter:
+    """WSGI middleware in front of moto: counts every API call, as ``sqs.ReceiveMessage``.
+
+    Counted at the endpoint, so that a benchmark sees every call a client made, retries
+    included, whichever SDK or protocol (JSON or query) made it.
+    """
+
+    def __init__(self, app: WsgiApp) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        name = _call_name(environ)
+        with self._lock:
+            self._counts[name] += 1
+        return self._app(environ, start_response)
+
+    def counts(self) -> Counter[str]:
+        with self._lock:
+            return Counter(self._counts)
+
+
+def _call_name(environ: dict[str, Any]) -> str:
+    """``service.Action`` of one request: from X-Amz-Target (JSON) or Action (query)."""
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target:
+        prefix, _, action = target.partition(".")
+        service = "sqs" if prefix == "AmazonSQS" else prefix.lower()
+        return f"{service}.{action}"
+    actions = parse_qs(environ.get("QUERY_STRING", "")).get("Action")
+    if not actions and environ.get("CONTENT_TYPE", "").startswith(
+        "application/x-www-form-urlencoded"
+    ):
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        environ["wsgi.input"] = io.BytesIO(body)  # put back for moto
+        actions = parse_qs(body.decode("utf-8", "replace")).get("Action")
+    # Query-protocol calls name no service; on this endpoint only SQS speaks it.
+    return f"sqs.{actions[0]}" if actions else "other"
+
+
 class AwsSandbox:
-    """moto's threaded server, with the few calls the demo and tests need."""
+    """moto's server on loopback in a daemon thread, with the few calls the demo and tests
+    need, counting the API calls it answers."""
 
     def __init__(self, port: int = 0) -> None:
         try:
-            from moto.server import ThreadedMotoServer
+            from moto.moto_server.werkzeug_app import (
+                DomainDispatcherApplication,
+                create_backend_app,
+            )
         except ImportError as exc:  # the sandbox extra is optional
             raise RuntimeError(
                 "the sandbox needs moto: pip install 'remote-executor[sandbox]'"
             ) from exc
         _serialize_sqs_deletes()
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self._port = port
+        self._counter = _CallCounter(DomainDispatcherApplication(create_backend_app))
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
         self.endpoint_url = ""
 
     def start(self) -> AwsSandbox:
         """Serve in a daemon thread."""
+        from moto.moto_server.werkzeug_app import MotoRequestHandler
+        from werkzeug.serving import make_server
+
         # werkzeug logs every request of moto's server; the demo's output drowns in them.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._server.start()
-        host, port = self._server.get_host_and_port()
+
+        class Handler(MotoRequestHandler):
+            # As in the GMS stand-in (loopback.py): no 40 ms wait for a delayed ACK per call.
+            disable_nagle_algorithm = True
+
+        # Threaded, as moto's own ThreadedMotoServer: a long poll must not block other calls.
+        self._server = make_server(
+            "127.0.0.1",
+            self._port,
+            self._counter,
+            threaded=True,
+            request_handler=Handler,
+        )
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="aws-sandbox", daemon=True
+        )
+        self._thread.start()
+        host, port = self._server.server_address[:2]
         self.endpoint_url = f"http://{host}:{port}"
         return self
 
     def stop(self) -> None:
         """Stop serving."""
-        self._server.stop()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join()
+        self._server, self._thread = None, None
+
+    def calls(self) -> Counter[str]:
+        """How many API calls of each kind were answered so far, as ``sqs.ReceiveMessage``."""
+        return self._counter.counts()
 
     def env(self) -> dict[str, str]:
         """What boto3 in another process needs to reach this endpoint."""

@@ -11,6 +11,7 @@ import copy
 import hmac
 import json
 import threading
+import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
@@ -56,6 +57,7 @@ class GmsStandIn:
         self._changed = threading.Condition(self._lock)
         self._aspects: dict[tuple[str, str], JsonDict] = {}
         self._results: dict[str, list[JsonDict]] = {}
+        self._accepted_at: dict[str, list[tuple[str, float]]] = {}
         self._raw_bodies: list[bytes] = []
         self._rejected: list[str] = []
         self._refused: list[str] = []
@@ -121,6 +123,15 @@ class GmsStandIn:
             history = self._results.get(urn)
             return copy.deepcopy(history[-1]) if history else None
 
+    def accepted_times(self, urn: str) -> list[tuple[str, float]]:
+        """(status, wall-clock time) of each result of urn as it was accepted, in order.
+
+        For latencies measured across processes: ``time.time()`` is one clock for all of
+        them, so a sender's timestamp and this one can be subtracted.
+        """
+        with self._lock:
+            return list(self._accepted_at.get(urn, []))
+
     def aspect(self, urn: str, aspect_name: str) -> JsonDict | None:
         with self._lock:
             return copy.deepcopy(self._aspects.get((urn, aspect_name)))
@@ -184,6 +195,8 @@ class GmsStandIn:
         self._aspects[(proposal.urn, proposal.aspect_name)] = value
         if proposal.aspect_name == RESULT_ASPECT:
             self._results.setdefault(proposal.urn, []).append(value)
+            stamp = (str(value.get("status")), time.time())
+            self._accepted_at.setdefault(proposal.urn, []).append(stamp)
         self._changed.notify_all()
 
     def _answer(self, request: Request) -> Response:

@@ -74,6 +74,7 @@ class MemoryQueue:
                     stored.receive_count,
                     stored.first_receive_ms,
                     stored.sent_ms,
+                    lease_seconds,
                 )
             )
         return leases

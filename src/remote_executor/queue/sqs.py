@@ -81,7 +81,8 @@ class SqsQueue:
             )
         except (ClientError, BotoCoreError) as exc:
             raise QueueError(f"receive from {self._url} failed: {describe(exc)}") from exc
-        return [self._lease(message) for message in response.get("Messages", [])]
+        messages = response.get("Messages", [])
+        return [self._lease(message, lease_seconds) for message in messages]
 
     def extend(self, lease: Lease, lease_seconds: int) -> None:
         self._change_visibility(lease, lease_seconds)
@@ -168,7 +169,7 @@ class SqsQueue:
             raise QueueError(f"visibility change failed: {exc}") from exc
 
     @staticmethod
-    def _lease(message: Any) -> Lease:
+    def _lease(message: Any, lease_seconds: int) -> Lease:
         attrs = message.get("Attributes", {})
         first = attrs.get("ApproximateFirstReceiveTimestamp")
         sent = attrs.get("SentTimestamp")
@@ -179,4 +180,5 @@ class SqsQueue:
             receive_count=int(attrs.get("ApproximateReceiveCount", "1")),
             first_receive_ms=int(first) if first else None,
             sent_ms=int(sent) if sent else None,
+            leased_seconds=lease_seconds,
         )

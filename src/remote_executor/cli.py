@@ -196,7 +196,7 @@ def run(
         ),
     )
     readiness = Readiness(
-        {"gms": gms.server_config, "token": gms.check_token, "queue": queue.attributes}
+        {"gms": gms.server_config, "token": gms.check_token, "queue": worker.check_queue}
     )
     # Served before the start-up checks, which may retry GMS for a minute: alive from the
     # start, not ready until the first readiness check passes.

@@ -2,9 +2,9 @@
 
 - ``/healthz`` (liveness): the receive loop ticked within ``stale_after_seconds``. A
   loop stuck anywhere turns it red, and the orchestrator restarts the worker.
-- ``/readyz`` (readiness): the worker takes work (not draining, token accepted), and
-  the last periodic check found GMS answering ``/config`` with the token accepted and
-  the queue reachable.
+- ``/readyz`` (readiness): the worker takes work (not draining, token accepted), the
+  last periodic check found GMS answering ``/config`` with the token accepted, and the
+  last receive from the queue succeeded.
 - ``/metrics``: Prometheus text format, from the worker's own registry.
 
 Each answers 200 or 503 with one line saying why, so ``curl`` tells a person too.

@@ -95,6 +95,7 @@ class Worker:
         self._tasks: dict[str, Task] = {}
         self._lock = threading.Lock()
         self._heartbeat = time.monotonic()
+        self._receive_error: str | None = None
         self.metrics = metrics or Metrics()
         self.metrics.running.set_function(lambda: len(self._tasks))
         self.metrics.free_slots.set_function(lambda: self._slots.free)
@@ -123,6 +124,16 @@ class Worker:
         if self._stopping.is_set():
             return 0.0
         return time.monotonic() - self._heartbeat
+
+    def check_queue(self) -> None:
+        """QueueError if the last receive failed.
+
+        The receive loop is the readiness check of the queue, so that readiness costs no
+        SQS call of its own: an idle worker makes three calls a minute, its long polls.
+        """
+        error = self._receive_error
+        if error is not None:
+            raise QueueError(error)
 
     def stop(self, force: bool = False) -> None:
         """Drain: stop receiving; running tasks get the shutdown grace, then are stopped.
@@ -226,12 +237,16 @@ class Worker:
             leases = self._queue.receive(
                 free, self._config.poll_wait_seconds, self._config.lease_seconds
             )
+            self._receive_error = None
         except QueueError as exc:
             self.metrics.aws_errors.inc()
             log.error("receive failed", error=str(exc))
+            self._receive_error = str(exc)
             leases = []
             self._stopping.wait(5.0)
         for lease in leases:
+            # At debug: with its timestamp, where each task's time goes (see bench/).
+            log.debug("message received", message_id=lease.message_id)
             self.metrics.observe_sent(lease.sent_ms)
             if not self.ready:
                 end_message(

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from remote_executor import cli
+from remote_executor.errors import QueueError
 from remote_executor.gms import MemoryReporter
 from remote_executor.health import HealthServer, Metrics, Readiness
 from remote_executor.models import request_urn
@@ -116,6 +117,39 @@ def test_a_worker_counts_what_it_does(
     assert "executor_task_duration_seconds_count 1.0" in text
     assert "executor_tasks_running 0.0" in text
     assert worker.not_ready_because == "draining: the worker is stopping"
+
+
+class FlakyQueue(MemoryQueue):
+    """A queue whose receive fails while ``down`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__("memory://flaky")
+        self.down = threading.Event()
+        self.down.set()
+        self.receives = 0
+
+    def receive(self, *args: Any) -> list[Lease]:
+        self.receives += 1
+        if self.down.is_set():
+            raise QueueError("receive from memory://flaky failed: AccessDenied")
+        return super().receive(*args)
+
+
+def test_readiness_checks_the_queue_by_the_last_receive(
+    running: Callable[..., Any], wait_for: Callable[..., bool]
+) -> None:
+    queue = FlakyQueue()
+    with running(queue, MemoryReporter()) as worker:
+        readiness = Readiness({"queue": worker.check_queue})
+        assert wait_for(lambda: queue.receives > 0)
+        readiness.check_now()
+        assert readiness.problem == "queue: receive from memory://flaky failed: AccessDenied"
+
+        queue.down.clear()
+        received = queue.receives
+        assert wait_for(lambda: queue.receives > received + 1)
+        readiness.check_now()
+        assert readiness.problem is None
 
 
 class StuckQueue(MemoryQueue):

@@ -12,8 +12,6 @@ redactions.
 
 from __future__ import annotations
 
-import codecs
-import collections
 import contextlib
 import ctypes
 import os
@@ -27,11 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from remote_executor.capture import LogTail, PendingOutput, widen_pipe
 from remote_executor.errors import RunnerError
 from remote_executor.secrets import Redactor
 
-# One read of the child's output: the size of a Linux pipe's buffer.
-READ_BYTES = 64 * 1024
 # What a child that ran out of memory prints: Python, C, C++ and the JVM's words for it.
 OOM_MARKERS = ("MemoryError", "Cannot allocate memory", "std::bad_alloc", "OutOfMemoryError")
 OOM_WINDOW_CHARS = 64 * 1024
@@ -144,33 +141,6 @@ def group_has_live_members(pgid: int) -> bool:
     return False
 
 
-class LogTail:
-    """The last ``max_chars`` characters of output, by whole lines, with a change counter."""
-
-    def __init__(self, max_chars: int) -> None:
-        self._max_chars = max_chars
-        self._lines: collections.deque[str] = collections.deque()
-        self._chars = 0
-        self._lock = threading.Lock()
-        self.version = 0
-        self.dropped_lines = 0
-
-    def append(self, text: str) -> None:
-        """Add whole lines, dropping the oldest ones beyond the bound."""
-        with self._lock:
-            self._lines.extend(text.splitlines(keepends=True))
-            self._chars += len(text)
-            while self._chars > self._max_chars and len(self._lines) > 1:
-                self._chars -= len(self._lines.popleft())
-                self.dropped_lines += 1
-            self.version += 1
-
-    def text(self) -> str:
-        """The tail as one string."""
-        with self._lock:
-            return "".join(self._lines)
-
-
 class ProcessRun:
     """A started child; ``wait`` for it, or ``stop`` it (TERM to the group, then KILL)."""
 
@@ -220,27 +190,22 @@ class ProcessRun:
     def _read(self) -> None:
         stdout = self._proc.stdout
         assert stdout is not None
-        descriptor = stdout.fileno()
-        # Incremental: a character split between two reads is decoded whole.
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        carry = ""
-        with open(self._spec.log_path, "a", encoding="utf-8") as log:
-            while chunk := os.read(descriptor, READ_BYTES):
-                text = carry + decoder.decode(chunk)
-                # Up to the last newline; in a line longer than the read, up to where no
-                # secret straddles the cut. The rest waits for the next read.
-                cut = text.rfind("\n") + 1 or self._redactor.safe_cut(text)
-                text, carry = text[:cut], text[cut:]
-                self._emit(log, text)
-            self._emit(log, carry + decoder.decode(b"", final=True))
+        widen_pipe(stdout.fileno())
+        pending = PendingOutput(stdout.fileno())
+        with open(self._spec.log_path, "ab") as log:
+            while pending.fill():
+                self._emit(log, pending.take(self._redactor.safe_cut))
+            self._emit(log, pending.take_all())
 
-    def _emit(self, log: IO[str], text: str) -> None:
+    def _emit(self, log: IO[bytes], text: str) -> None:
         if not text:
             return
-        line = self._redactor.redact(text)
-        log.write(line)
+        redacted = self._redactor.redact(text)
+        log.write(redacted.encode("utf-8"))
+        # Flushed per piece: a piece is up to a megabyte when the child writes fast, and
+        # when it writes slowly the file should show its latest lines.
         log.flush()
-        self.tail.append(line)
+        self.tail.append(redacted)
 
     def wait(self) -> RunOutcome:
         """Block until the child and its output are done; only this method reaps the child."""

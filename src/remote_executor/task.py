@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from remote_executor import __version__
+from remote_executor.capture import LogTail
 from remote_executor.errors import RecipeError, RunnerError, SecretError
 from remote_executor.handoff import Handoff
 from remote_executor.models import ExecutionRequest, Status, TaskKind, TaskResult
 from remote_executor.recipe import SERVER_ENV, TOKEN_ENV, PreparedRecipe, prepare_recipe
 from remote_executor.report import compose_report
-from remote_executor.runner import LogTail, ProcessRun, RunOutcome, RunSpec
+from remote_executor.runner import ProcessRun, RunOutcome, RunSpec
 from remote_executor.secrets import (
     Redactor,
     Resolved,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import signal
@@ -16,10 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from remote_executor.capture import READ_BYTES, LogTail, widen_pipe
 from remote_executor.errors import RunnerError
 from remote_executor.runner import (
-    READ_BYTES,
-    LogTail,
     ProcessRun,
     RunOutcome,
     RunSpec,
@@ -277,6 +277,65 @@ def test_a_secret_across_the_line_length_cap_is_still_masked(
     assert SECRET not in run.tail.text()
 
 
+def test_a_secret_split_between_two_full_reads_is_masked(
+    start: Callable[..., ProcessRun], tmp_path: Path
+) -> None:
+    # The first write fills a whole read and ends inside the secret; the rest of the
+    # secret comes 0.2 s later, in a read of its own.
+    redactor = Redactor()
+    redactor.add(SECRET)
+    run = start(
+        f"""
+        import sys, time
+        sys.stdout.write("x" * ({READ_BYTES} - 4) + "{SECRET[:10]}"); sys.stdout.flush()
+        time.sleep(0.2)
+        sys.stdout.write("{SECRET[10:]} end\\n")
+        """,
+        redactor,
+    )
+
+    run.wait()
+
+    expected = "x" * (READ_BYTES - 4) + f"{MASK} end\n"
+    assert (tmp_path / "ingestion.log").read_text() == expected
+    assert expected.endswith(run.tail.text())
+
+
+def test_the_log_is_complete_byte_for_byte(
+    start: Callable[..., ProcessRun], tmp_path: Path
+) -> None:
+    # Several reads of lines with characters of 2, 3 and 4 bytes, and a line longer than a
+    # read, written in pieces of an odd size: characters and lines are split between
+    # writes, and between reads. The secret is not in it, but the long line is cut where
+    # no secret could straddle the cut, and what follows the cut waits for the next read.
+    redactor = Redactor()
+    redactor.add(SECRET)
+    lines = [f"{n:06d} café 漢字 🙂 {'.' * (n % 300)}\n" for n in range(12_000)]
+    lines.insert(6_000, "é" * READ_BYTES + "\n")
+    output = "".join(lines).encode()
+    (tmp_path / "output").write_bytes(output)
+    tail_chars = 100_000
+    run = start(
+        """
+        import sys
+        output = open("output", "rb").read()
+        for at in range(0, len(output), 65_537):
+            sys.stdout.buffer.write(output[at : at + 65_537])
+        """,
+        redactor,
+        tail_chars=tail_chars,
+    )
+
+    run.wait()
+
+    assert (tmp_path / "ingestion.log").read_bytes() == output
+    tail = run.tail.text()
+    kept, size = 0, 0
+    while size + len(lines[-kept - 1]) <= tail_chars:
+        kept, size = kept + 1, size + len(lines[-kept - 1])
+    assert tail == "".join(lines[-kept:])  # the longest suffix of whole lines within the bound
+
+
 def test_a_character_split_between_two_reads_is_decoded_whole(
     start: Callable[..., ProcessRun], tmp_path: Path
 ) -> None:
@@ -305,7 +364,6 @@ def test_log_tail_keeps_the_last_lines_within_its_bound() -> None:
         tail.append(line)
 
     assert tail.text() == "".join(lines[-5:])
-    assert tail.dropped_lines == 15
     assert tail.version == 20
 
 
@@ -316,7 +374,45 @@ def test_log_tail_keeps_one_line_longer_than_its_bound() -> None:
     tail.append("a line much longer than ten characters\n")
 
     assert tail.text() == "a line much longer than ten characters\n"
-    assert tail.dropped_lines == 1
+
+
+def test_log_tail_drops_whole_pieces_and_starts_at_a_line() -> None:
+    tail = LogTail(max_chars=100)
+    pieces = ["".join(f"piece {p} {n}\n" for n in range(10)) for p in range(3)]  # 10 lines of 10
+
+    for piece in pieces:
+        tail.append(piece)
+
+    lines = "".join(pieces).splitlines(keepends=True)
+    assert tail.text() == "".join(lines[-10:])
+    assert tail.version == 3
+
+    tail.append("one more\n")
+
+    assert tail.text() == "".join(lines[-9:]) + "one more\n"
+
+
+def test_log_tail_starts_after_a_line_cut_from_a_kept_piece() -> None:
+    tail = LogTail(max_chars=15)
+
+    tail.append("first line\nsecond line\n")
+
+    assert tail.text() == "second line\n"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="F_SETPIPE_SZ is Linux's")
+def test_the_output_pipe_holds_a_whole_read() -> None:
+    with open("/proc/sys/fs/pipe-max-size") as limit:
+        if int(limit.read()) < READ_BYTES:
+            pytest.skip("pipe-max-size is below READ_BYTES")
+    read_end, write_end = os.pipe()
+    try:
+        widen_pipe(read_end)
+
+        assert fcntl.fcntl(read_end, fcntl.F_GETPIPE_SZ) == READ_BYTES
+    finally:
+        os.close(read_end)
+        os.close(write_end)
 
 
 def test_run_outcome_of_a_task_that_never_started() -> None:
@@ -343,7 +439,8 @@ def test_child_dies_with_the_worker(tmp_path: Path, wait_for: Callable[..., bool
         f"""
         import sys, threading
         from pathlib import Path
-        from remote_executor.runner import LogTail, ProcessRun, RunSpec
+        from remote_executor.capture import LogTail
+        from remote_executor.runner import ProcessRun, RunSpec
         from remote_executor.secrets import Redactor
 
         def start():

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from remote_executor.secrets import MASK, Redactor
+from remote_executor.secrets.redact import FILTER_MIN_CHARS, _forms
 
 SECRET = 'p@ss w/"rd&1é'
 
@@ -280,3 +281,44 @@ def test_every_value_is_masked_whole(values: list[str], data: st.DataObject) -> 
     text = data.draw(st.lists(st.sampled_from(values), min_size=1, max_size=10))
 
     assert redactor(*values).redact(" ".join(text)) == " ".join([MASK] * len(text))
+
+
+# A long text is pre-checked by the characters it lacks. Ingestion output lacks most of
+# a form's rarer characters, which rules every form out; a text holding every character
+# rules none out, and every form is looked for.
+LOG_LINE = (
+    "[2026-11-22 10:00:00,123] INFO     {datahub.ingestion.source.sql.sql_common:712} - "
+    "Processed table urn:li:dataset:(urn:li:dataPlatform:postgres,db.public.orders_000123,"
+    "PROD) with 42 columns\n"
+)
+EVERY_CHARACTER = "".join(map(chr, range(32, 127))) + "\t\x1bé\n"
+LONG_TEXTS = [
+    pytest.param(LOG_LINE * (1 + FILTER_MIN_CHARS // len(LOG_LINE)), id="log"),
+    pytest.param(EVERY_CHARACTER * (1 + FILTER_MIN_CHARS // len(EVERY_CHARACTER)), id="every"),
+]
+
+
+@pytest.mark.parametrize("filler", LONG_TEXTS)
+@pytest.mark.parametrize("secret", [SECRET, REPR_SECRET, EMBEDDED_SECRET])
+def test_every_form_is_masked_in_a_long_text(secret: str, filler: str) -> None:
+    r = redactor(secret)
+    assert r.redact(filler) == filler  # holds no form
+
+    for form in sorted(_forms(secret)):
+        text = f"{filler}{form}\n{filler}"
+
+        assert r.redact(text) == f"{filler}{MASK}\n{filler}", form
+
+
+@settings(max_examples=50, deadline=None)
+@given(data=st.data())
+def test_a_long_text_is_redacted_as_its_lines_are(data: st.DataObject) -> None:
+    # Short lines take the regex pre-check, the long text the character filter.
+    values = [SECRET, "s3cr3t-Pa55word!", "eyJhbGciOiJIUzI1NiJ9.bench-token-4f9a2c"]
+    forms = sorted(set().union(*map(_forms, values)))
+    r = redactor(*values)
+    pieces = st.sampled_from([*forms, LOG_LINE, EVERY_CHARACTER, "x", " "])
+    lines = data.draw(st.lists(st.lists(pieces, max_size=4).map("".join), max_size=60))
+    text = "\n".join([*lines, LOG_LINE * (1 + FILTER_MIN_CHARS // len(LOG_LINE))])
+
+    assert r.redact(text) == "\n".join(map(r.redact, text.split("\n")))

@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TOOLS := .venv-tools
 
-.PHONY: demo test lint tools clean
+.PHONY: demo test lint tools bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,9 +17,15 @@ $(VENV)/.sandbox: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[sandbox]'
 	touch $@
 
-# Everything the test suite needs: sandbox, postgres source, pytest, ruff, mypy.
+# Everything the test suite needs: sandbox, postgres source, the benchmarks' peers, pytest,
+# ruff, mypy.
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.sandbox $(VENV)/.bench
+
+# The benchmarks' peers, Celery (kombu's SQS transport) and acryl-executor, and the sandbox.
+$(VENV)/.bench: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[bench]'
 	touch $@ $(VENV)/.sandbox
 
 # Linters of the deployment files (cfn-lint, checkov, hadolint), in a venv of their own.
@@ -38,6 +44,10 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# All six benchmarks, about 20 minutes (see bench/README.md); `make bench BENCH=dispatch` runs one.
+bench: $(VENV)/.bench
+	$(BIN)/python -m bench $(BENCH)
 
 test: lint tools
 	$(BIN)/pytest -p no:cacheprovider -ra

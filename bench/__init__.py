@@ -1,0 +1,1 @@
+"""Benchmarks that print tables: this executor against its peers, on the local sandbox."""

@@ -33,36 +33,6 @@ def test_secure_extends_at_once_and_extend_all_keeps_it() -> None:
     assert keeper.lost == {}
 
 
-class _CountingQueue(MemoryQueue):
-    def __init__(self) -> None:
-        super().__init__()
-        self.extensions = 0
-
-    def extend(self, lease: Lease, lease_seconds: int) -> None:
-        self.extensions += 1
-        super().extend(lease, lease_seconds)
-
-
-def test_secure_extends_until_that_worked_then_skips_fresh_leases() -> None:
-    queue = _CountingQueue()
-    for body in "abc":
-        queue.send(body)
-    first, second, third = queue.receive(3, 0, 30)
-    keeper = LeaseKeeper(queue, lease_seconds=30)
-
-    keeper.secure(first)  # proves that extending works (the role may do it)
-    assert queue.extensions == 1
-    keeper.secure(second)  # invisible for 30 s: longer than the keeper's round
-    assert queue.extensions == 1
-    # 11 s left of 30: the keeper's next round (up to 10 s away) would come too close.
-    keeper.secure(dataclasses.replace(third, received_at=time.monotonic() - 19))
-    assert queue.extensions == 2
-
-    keeper.extend_all()
-    assert queue.extensions == 5
-    assert queue.receive(1, 0, 30) == []
-
-
 def test_secure_fails_when_the_message_is_held_elsewhere() -> None:
     queue = MemoryQueue()
     stale = _expired_lease(queue)

@@ -20,8 +20,6 @@ class Lease:
     receive_count: int = 1
     first_receive_ms: int | None = None
     sent_ms: int | None = None
-    # How long the receive made it invisible, counted from received_at (0: not known).
-    leased_seconds: int = 0
     received_at: float = field(default_factory=time.monotonic, compare=False)
 
 

@@ -37,7 +37,6 @@ class LeaseKeeper:
         self._max_visibility = max_visibility_seconds
         self._held: dict[str, Lease] = {}
         self.lost: dict[str, str] = {}
-        self._extension_works = False
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="lease-keeper", daemon=True)
@@ -48,20 +47,12 @@ class LeaseKeeper:
         return self
 
     def secure(self, lease: Lease) -> None:
-        """Keep the lease until ``drop``, extending it now unless that is known to work and
-        the lease is fresh; raises QueueError if the extension fails.
+        """Extend once now and keep extending until ``drop``; raises QueueError if it fails.
 
-        A task starts only after this succeeded: a lease that cannot be extended (say the
-        role may not ChangeMessageVisibility) would let the message reappear while the
-        task still runs. Once an extension has worked, a lease received moments ago needs
-        none yet: it stays invisible for longer than the keeper takes to come round to it
-        (a third of the lease), with a third to spare, and skipping the call takes one SQS
-        round trip off every task's start.
+        A task starts only after this succeeded: a lease that cannot be extended would
+        let the message reappear while the task still runs.
         """
-        left = lease.leased_seconds - (time.monotonic() - lease.received_at)
-        if not self._extension_works or left < self._lease_seconds * 2 / 3:
-            self._queue.extend(lease, self._lease_seconds)
-            self._extension_works = True
+        self._queue.extend(lease, self._lease_seconds)
         with self._lock:
             self._held[lease.message_id] = lease
 

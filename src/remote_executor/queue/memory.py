@@ -74,7 +74,6 @@ class MemoryQueue:
                     stored.receive_count,
                     stored.first_receive_ms,
                     stored.sent_ms,
-                    lease_seconds,
                 )
             )
         return leases

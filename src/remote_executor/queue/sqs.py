@@ -81,8 +81,7 @@ class SqsQueue:
             )
         except (ClientError, BotoCoreError) as exc:
             raise QueueError(f"receive from {self._url} failed: {describe(exc)}") from exc
-        messages = response.get("Messages", [])
-        return [self._lease(message, lease_seconds) for message in messages]
+        return [self._lease(message) for message in response.get("Messages", [])]
 
     def extend(self, lease: Lease, lease_seconds: int) -> None:
         self._change_visibility(lease, lease_seconds)
@@ -169,7 +168,7 @@ class SqsQueue:
             raise QueueError(f"visibility change failed: {exc}") from exc
 
     @staticmethod
-    def _lease(message: Any, lease_seconds: int) -> Lease:
+    def _lease(message: Any) -> Lease:
         attrs = message.get("Attributes", {})
         first = attrs.get("ApproximateFirstReceiveTimestamp")
         sent = attrs.get("SentTimestamp")
@@ -180,5 +179,4 @@ class SqsQueue:
             receive_count=int(attrs.get("ApproximateReceiveCount", "1")),
             first_receive_ms=int(first) if first else None,
             sent_ms=int(sent) if sent else None,
-            leased_seconds=lease_seconds,
         )

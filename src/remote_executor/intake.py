@@ -9,7 +9,6 @@ was tried too often ends without running.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import structlog
 
@@ -45,19 +44,12 @@ class Intake:
         foreign_visibility_seconds: int,
         max_attempts: int,
         retry_delay_seconds: int,
-        concurrent_reads: int = 4,
     ) -> None:
         self._reporter = reporter
         self._worker_id = worker_id
         self._foreign_visibility = foreign_visibility_seconds
         self._max_attempts = max_attempts
         self._retry_delay = retry_delay_seconds
-        # Long-lived threads, so that each keeps its connection to GMS open.
-        self._reads = ThreadPoolExecutor(concurrent_reads, thread_name_prefix="gms-read")
-
-    def close(self) -> None:
-        """Stop the reading threads; a read still retrying is left to end on its own."""
-        self._reads.shutdown(wait=False, cancel_futures=True)
 
     def retry_later(self, reason: str) -> Decision:
         """Release after the retry delay: GMS or SQS trouble that may pass."""
@@ -124,13 +116,11 @@ class Intake:
 
     def _preflight(self, request: ExecutionRequest, lease: Lease) -> Decision | None:
         """Why this request must not run, or None: already finished, killed, tried too often."""
-        # Both reads at once: a task's start waits for one round trip to GMS, not two.
-        signal_read = self._reads.submit(self._reporter.read_signal, request.urn)
         existing = self._reporter.read_result(request.urn)
         if existing and existing.get("status") in TERMINAL:
             log.info("already finished, acknowledging", request_urn=request.urn)
             return Decision(Outcome.ACKNOWLEDGE, f"already {existing['status']}")
-        signal_value = signal_read.result()
+        signal_value = self._reporter.read_signal(request.urn)
         kill = describe_kill(signal_value) if signal_value else None
         if kill is not None:
             return self._finish_early(lease, request, Status.CANCELLED, f"Cancelled: {kill}.")

@@ -82,7 +82,6 @@ class Worker:
             foreign_visibility_seconds=config.foreign_visibility_seconds,
             max_attempts=config.max_attempts,
             retry_delay_seconds=config.retry_delay_seconds,
-            concurrent_reads=config.max_concurrent_tasks,
         )
         self._watcher = CancelWatcher(
             reporter, config.signal_poll_seconds, self._cancel, self._refused
@@ -191,7 +190,6 @@ class Worker:
                     self._receive_once()
         finally:
             self._pool.shutdown(wait=True)
-            self._intake.close()
             if self._grace_timer is not None:
                 self._grace_timer.cancel()
             self._keeper.stop()

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from remote_executor.errors import GmsAuthError, GmsRejectedError, LeaseLostError, QueueError
 from remote_executor.gms import MemoryReporter
-from remote_executor.intake import Intake
-from remote_executor.models import ExecutionRequest, Status, TaskResult, request_urn
+from remote_executor.models import Status, TaskResult, request_urn
 from remote_executor.queue import Lease, MemoryQueue
 from remote_executor.runner import group_has_live_members
 from tests.unit.worker_support import WaitFor, edited_message, message, runs, terminal
@@ -267,39 +265,3 @@ def test_result_gms_refuses_is_sent_again_short(
         "The full log and report are on the worker: "
     )
     assert len(lines) == 3
-
-
-def test_the_result_and_the_signal_are_read_at_once(recipe_yaml: Callable[..., str]) -> None:
-    class BothAtOnce(MemoryReporter):
-        """Each read waits until the other one has started: read one after the other, the
-        first would wait for ever (here 10 s, then BrokenBarrierError)."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.both = threading.Barrier(2, timeout=10)
-
-        def read_result(self, urn: str) -> dict[str, Any] | None:
-            self.both.wait()
-            return super().read_result(urn)
-
-        def read_signal(self, urn: str) -> dict[str, Any] | None:
-            self.both.wait()
-            return super().read_signal(urn)
-
-    intake = Intake(
-        BothAtOnce(),
-        "remote",
-        foreign_visibility_seconds=30,
-        max_attempts=3,
-        retry_delay_seconds=30,
-    )
-    queue = MemoryQueue()
-    queue.send(message("both-1", recipe_yaml({})))
-    [lease] = queue.receive(1, 0, 30)
-    try:
-        admitted = intake.admit(lease)
-    finally:
-        intake.close()
-
-    assert isinstance(admitted, ExecutionRequest)
-    assert admitted.urn == request_urn("both-1")

@@ -6,7 +6,8 @@ used for every system in the run:
 
 - the floor: a bare boto3 long-poll loop woken by the send (bench/floor_receiver.py);
 - this executor: ``executor run`` with the trivial child, until GMS accepted RUNNING
-  (after reading the request's state in GMS and extending its lease, as every task does);
+  (after reading the request's result and signal in GMS and extending its lease, as every
+  task does);
 - Celery on kombu's SQS transport, ``apply_async`` to the task body starting, in its
   best configuration for latency and at kombu's defaults (bench/celery_peer.py).
 """
@@ -44,9 +45,11 @@ CELERY_BEST = {"wait_time_seconds": 20, "polling_interval": 0}
 def run(box: Sandbox, directory: Path, tasks: int = 200) -> Result:
     """All four systems on the same pauses; latencies in seconds."""
     schedule = gaps(tasks)
+    to_running, to_receipt = ours(box, directory / "ours", schedule)
     latencies = {
         "floor: bare boto3 long poll": floor(box, schedule),
-        "remote-executor": ours(box, directory / "ours", schedule),
+        "remote-executor": to_running,
+        "remote-executor, to its receipt only": to_receipt,
         "Celery, wait_time_seconds=20, polling_interval=0": celery_dispatch(
             box.aws.endpoint_url, dict(CELERY_BEST), schedule, directory / "celery-best"
         ),
@@ -114,13 +117,14 @@ def floor(box: Sandbox, schedule: list[float]) -> list[float]:
         receiver.wait()
 
 
-def ours(box: Sandbox, directory: Path, schedule: list[float]) -> list[float]:
-    """Send requests to ``executor run``; time until GMS accepted each one's RUNNING."""
+def ours(box: Sandbox, directory: Path, schedule: list[float]) -> tuple[list[float], list[float]]:
+    """Send requests to ``executor run``; time until GMS accepted each one's RUNNING, and
+    until the worker's receive returned it (its log's ``message received``)."""
     url = fresh_queue(box, "dispatch")
     worker = start_worker(box, url, directory)
     submitter = Submitter(box, url)
     try:
-        latencies = []
+        latencies, receipts = [], []
         for n, pause in enumerate([0.5, *schedule]):  # the first pays one-off costs
             threading.Event().wait(pause)
             request_id = submitter.submit(trivial_recipe())
@@ -132,8 +136,10 @@ def ours(box: Sandbox, directory: Path, schedule: list[float]) -> list[float]:
             if finished is None or finished["status"] != "SUCCESS":
                 raise RuntimeError(f"{urn} did not succeed: {finished}\n{worker.tail()}")
             started = accepted(box, request_id, {"RUNNING"})
+            message_id, sent = submitter.sent[request_id]
             if n and started is not None:
-                latencies.append(started - submitter.sent[request_id][1])
-        return latencies
+                latencies.append(started - sent)
+                receipts.append(worker.received_at()[message_id] - sent)
+        return latencies, receipts
     finally:
         worker.stop()

@@ -4,8 +4,8 @@ Two spans per task, back to back, one task at a time:
 
 - start: the worker received the message (its ``message received`` log line) to the
   child's first line (bench/children/trivial.sh prints bash's clock): reading the
-  request's state in GMS, reporting RUNNING, preparing the task directory and the
-  recipe, resolving secrets, and fork and exec;
+  request's state in GMS, extending the lease, reporting RUNNING, preparing the task
+  directory and the recipe, resolving secrets, and fork and exec;
 - finish: the child's last line to GMS accepting the terminal result: reaping the
   child, reading the rest of its output, composing the report, and the report call.
 

@@ -3,7 +3,9 @@
 The demo recipe (SQLAlchemy on a SQLite database, a datahub-rest sink to the GMS
 stand-in) three ways, interleaved so that a busy moment of the machine hits all three:
 
-- direct: ``datahub ingest run -c recipe.yml`` in a subprocess, wall clock;
+- direct: ``datahub ingest run -c recipe.yml --report-to <file>`` in a subprocess, wall
+  clock, with the environment the executor gives its child (telemetry off): the same work
+  the executor's child does, so that the difference is the executor's;
 - remote-executor: ``executor run`` with the real CLI, from SendMessage to GMS accepting
   SUCCESS (dispatch, secrets, the run, the final report: everything a user waits for);
 - acryl-executor 0.3.20's ``DefaultExecutor`` in native mode (bench/acryl_peer.py), from
@@ -39,6 +41,7 @@ from bench.common import (
 from remote_executor.models import request_urn
 from remote_executor.sandbox import Sandbox
 from remote_executor.sandbox.demo import create_demo_database
+from remote_executor.settings import CHILD_ENV_DEFAULTS
 
 
 def run(box: Sandbox, directory: Path, repeat: int = 5) -> Result:
@@ -102,6 +105,11 @@ def run(box: Sandbox, directory: Path, repeat: int = 5) -> Result:
     )
 
 
+def _child_env() -> dict[str, str]:
+    """This environment with the defaults the executor gives every child (telemetry off)."""
+    return {**CHILD_ENV_DEFAULTS, **os.environ}
+
+
 def _datahub() -> Path:
     found = shutil.which("datahub", path=str(Path(sys.executable).parent))
     if found is None:
@@ -110,13 +118,11 @@ def _datahub() -> Path:
 
 
 def _direct(recipe_path: Path, directory: Path) -> float:
+    report = directory / "direct-report.json"
+    command = [str(_datahub()), "ingest", "run", "-c", str(recipe_path), "--report-to", str(report)]
     begun = time.perf_counter()
     done = subprocess.run(
-        [str(_datahub()), "ingest", "run", "-c", str(recipe_path)],
-        capture_output=True,
-        text=True,
-        cwd=directory,
-        check=False,
+        command, capture_output=True, text=True, cwd=directory, env=_child_env(), check=False
     )
     seconds = time.perf_counter() - begun
     if done.returncode != 0:
@@ -135,7 +141,7 @@ def _ours(box: Sandbox, submitter: Submitter, recipe: str, worker: Worker) -> fl
 
 
 def _acryl(recipe_path: Path, box: Sandbox) -> float:
-    env = {**os.environ, "DATAHUB_GMS_URL": box.gms.url, "DATAHUB_GMS_TOKEN": TOKEN}
+    env = {**_child_env(), "DATAHUB_GMS_URL": box.gms.url, "DATAHUB_GMS_TOKEN": TOKEN}
     done = subprocess.run(
         [
             sys.executable,

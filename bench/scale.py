@@ -17,6 +17,7 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from bench.common import (
     Result,
@@ -81,7 +82,7 @@ def run(
     )
 
 
-def burst(box: Sandbox, directory: Path, tasks: int, count: int) -> dict[str, float | int]:
+def burst(box: Sandbox, directory: Path, tasks: int, count: int) -> dict[str, Any]:
     """Send ``tasks`` at once to ``count`` workers; wait for every result; count."""
     url = fresh_queue(box, f"scale{count}")
     env = {"EXECUTOR_MAX_CONCURRENT_TASKS": str(SLOTS)}
@@ -124,7 +125,7 @@ def _count(
     sent: dict[str, tuple[str, float]],
     workers: list[Worker],
     first_send: float,
-) -> dict[str, float | int]:
+) -> dict[str, Any]:
     received: dict[str, float] = {}
     starts: Counter[str] = Counter()
     for worker in workers:
@@ -134,16 +135,19 @@ def _count(
             if event.get("event") == "task started":
                 starts[event["request_urn"]] += 1
     finished = [accepted(box, rid, {"SUCCESS"}) for rid in request_ids]
-    lost = sum(1 for at in finished if at is None)
-    doubled = sum(
-        1 for rid in request_ids if starts[request_urn(rid)] > 1 or terminal_count(box, rid) > 1
-    )
+    lost = [rid for rid, at in zip(request_ids, finished, strict=True) if at is None]
+    doubled = [
+        rid for rid in request_ids if starts[request_urn(rid)] > 1 or terminal_count(box, rid) > 1
+    ]
     waits = [received[mid] - at for mid, at in sent.values() if mid in received]
     last = max(at for at in finished if at is not None)
     return {
         "total_seconds": last - first_send,
         "queue_wait_p50": percentile(waits, 50),
         "queue_wait_p99": percentile(waits, 99),
-        "lost": lost,
-        "doubled": doubled,
+        "lost": len(lost),
+        "doubled": len(doubled),
+        # Which ones, to look them up in the workers' logs (kept with --keep).
+        "lost_requests": lost,
+        "doubled_requests": doubled,
     }

@@ -33,6 +33,7 @@ def test_dispatch_measures_every_system(tmp_path: Path) -> None:
     assert set(data) == {
         "floor: bare boto3 long poll",
         "remote-executor",
+        "remote-executor, to its receipt only",
         "Celery, wait_time_seconds=20, polling_interval=0",
         "Celery, kombu's defaults",
     }

@@ -14,7 +14,6 @@ import os
 import platform
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -195,24 +194,13 @@ def start_worker(
     directory.mkdir(parents=True, exist_ok=True)
     log_path = directory / f"worker-{uuid.uuid4().hex[:6]}.log"
     work_dir = directory / "tasks"
-    environment = {
-        **os.environ,
-        **sandbox.env(),
-        "EXECUTOR_QUEUE_URL": queue_url,
+    settings = {
         "EXECUTOR_DATAHUB_COMMAND": str(child),
-        "EXECUTOR_WORK_DIR": str(work_dir),
         "EXECUTOR_LOG_FORMAT": "json",
         "EXECUTOR_LOG_LEVEL": "DEBUG",
-        "EXECUTOR_HEALTH_PORT": "0",
         **env,
     }
-    with log_path.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "remote_executor", "run"],
-            env=environment,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    proc = sandbox.start_worker(work_dir, log_path, queue_url, **settings)
     worker = Worker(proc, log_path, work_dir, sandbox, queue_url)
 
     def started() -> bool:

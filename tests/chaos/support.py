@@ -9,7 +9,6 @@ chosen by its recipe and every start and normal end leaves a marker file.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -165,26 +164,15 @@ def start_worker(sandbox: Sandbox, queue: ChaosQueue, work_dir: Path, **env: str
     """Start ``executor run`` on the queue, with the fake CLI and the given settings."""
     work_dir.mkdir(parents=True, exist_ok=True)
     log_path = work_dir / f"worker-{uuid.uuid4().hex[:6]}.log"
-    environment = {
-        **os.environ,
-        **sandbox.env(),
-        "EXECUTOR_QUEUE_URL": queue.url,
+    settings = {
         "EXECUTOR_DATAHUB_COMMAND": f"{sys.executable} {FAKE_DATAHUB}",
-        "EXECUTOR_WORK_DIR": str(work_dir / "tasks"),
         "EXECUTOR_LOG_FORMAT": "json",
-        "EXECUTOR_HEALTH_PORT": "0",
         "EXECUTOR_REPORT_INTERVAL_SECONDS": "1",
         "EXECUTOR_SIGNAL_POLL_SECONDS": "0.5",
         "EXECUTOR_KILL_GRACE_SECONDS": "2",
         **env,
     }
-    with log_path.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "remote_executor", "run"],
-            env=environment,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    proc = sandbox.start_worker(work_dir / "tasks", log_path, queue.url, **settings)
     return WorkerProcess(proc, log_path)
 
 

@@ -1,11 +1,15 @@
 """The local sandbox: SQS + Secrets Manager (moto) and a GMS stand-in, on loopback.
 
-Used by ``executor sandbox``, ``executor demo`` and the integration tests, so a
+Used by ``executor sandbox``, ``executor demo``, the tests and the benchmarks, so a
 newcomer needs no AWS account and no DataHub server.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from types import TracebackType
 
 from remote_executor.sandbox.aws import AwsSandbox
@@ -56,6 +60,32 @@ class Sandbox:
         if self.token:
             env["DATAHUB_GMS_TOKEN"] = self.token
         return env
+
+    def start_worker(
+        self, tasks_dir: Path, log_path: Path, queue_url: str | None = None, **settings: str
+    ) -> subprocess.Popen[bytes]:
+        """``executor run --worker-id remote`` in a process of its own, on this sandbox.
+
+        It reads ``queue_url`` (default: the sandbox's queue), keeps its tasks under
+        ``tasks_dir`` and writes its output to ``log_path``; ``settings`` are more
+        environment variables (``EXECUTOR_LOG_FORMAT="json"``), which win. Its health
+        endpoints take a free port, so that several can run at once.
+        """
+        environment = {
+            **os.environ,
+            **self.env(),
+            "EXECUTOR_QUEUE_URL": queue_url or self.queue_url,
+            "EXECUTOR_WORK_DIR": str(tasks_dir),
+            "EXECUTOR_HEALTH_PORT": "0",
+            **settings,
+        }
+        with log_path.open("wb") as out:
+            return subprocess.Popen(
+                [sys.executable, "-m", "remote_executor", "run", "--worker-id", "remote"],
+                env=environment,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
 
 
 __all__ = ["AwsSandbox", "GmsStandIn", "Sandbox"]

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -64,21 +62,12 @@ def create_demo_database(path: Path) -> None:
 
 
 def _start_worker(box: Sandbox, work_dir: Path, secret_arn: str) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        **box.env(),
-        "EXECUTOR_SECRETS": f"DEMO_DB_URI={secret_arn}",
-        "EXECUTOR_WORK_DIR": str(work_dir / "tasks"),
-        "EXECUTOR_REPORT_INTERVAL_SECONDS": "2",
-        "EXECUTOR_LOG_FORMAT": "console",
-        "EXECUTOR_HEALTH_PORT": "0",
-    }
-    log = (work_dir / "worker.log").open("wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", "remote_executor", "run", "--worker-id", "remote"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    return box.start_worker(
+        work_dir / "tasks",
+        work_dir / "worker.log",
+        EXECUTOR_SECRETS=f"DEMO_DB_URI={secret_arn}",
+        EXECUTOR_REPORT_INTERVAL_SECONDS="2",
+        EXECUTOR_LOG_FORMAT="console",
     )
 
 

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"running {name} ...", file=sys.stderr, flush=True)
                 result = BENCHMARKS[name](box, Path(scratch) / name, args.quick)
                 path = result.write(args.results)
-                print(result.markdown(), flush=True)
+                print(result.markdown() + "\n", flush=True)
                 print(f"({time.monotonic() - begun:.0f} s; {path})\n", file=sys.stderr, flush=True)
                 results.append(result)
     finally:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from remote_executor.messages import build_message
-from remote_executor.models import request_urn
+from remote_executor.models import TERMINAL_STATUSES, request_urn
 from remote_executor.sandbox import Sandbox
 
 BENCH = Path(__file__).parent
@@ -31,7 +31,6 @@ RESULTS = BENCH / "results"
 # A child that prints its start and exit time and nothing else: the executor is measured.
 TRIVIAL_CHILD = BENCH / "children" / "trivial.sh"
 TOKEN = "bench-token-5d1f8a"
-TERMINAL = {"SUCCESS", "FAILURE", "CANCELLED", "TIMEOUT", "ABORTED", "DUPLICATE"}
 
 
 @dataclass
@@ -241,7 +240,7 @@ def accepted(sandbox: Sandbox, request_id: str, statuses: set[str]) -> float | N
 def terminal_count(sandbox: Sandbox, request_id: str) -> int:
     """How many terminal results GMS accepted for the request (1 unless doubled)."""
     times = sandbox.gms.accepted_times(request_urn(request_id))
-    return sum(1 for status, _ in times if status in TERMINAL)
+    return sum(1 for status, _ in times if status in TERMINAL_STATUSES)
 
 
 def child_times(log_path: Path) -> tuple[float, float]:

@@ -35,7 +35,7 @@ from bench.common import (
 from remote_executor.models import request_urn
 from remote_executor.sandbox import Sandbox
 
-TERMINAL = {"SUCCESS", "FAILURE"}
+ENDED = {"SUCCESS", "FAILURE"}  # what the trivial child can end as
 
 
 def run(box: Sandbox, directory: Path, tasks: int = 100) -> Result:
@@ -73,14 +73,14 @@ def measure(box: Sandbox, directory: Path, tasks: int) -> dict[str, list[float]]
     try:
         for n in range(tasks + 1):  # the first pays one-off costs
             request_id = submitter.submit(trivial_recipe())
-            if box.gms.wait_for_status(request_urn(request_id), TERMINAL, 60) is None:
+            if box.gms.wait_for_status(request_urn(request_id), ENDED, 60) is None:
                 raise TimeoutError(f"{request_id} did not end; worker log:\n{worker.tail()}")
             if n == 0:
                 continue
             message_id = submitter.sent[request_id][0]
             received = worker.received_at()[message_id]
             child_start, child_exit = child_times(worker.task_log(request_id))
-            done = accepted(box, request_id, TERMINAL)
+            done = accepted(box, request_id, ENDED)
             assert done is not None
             starts.append(child_start - received)
             finishes.append(done - child_exit)

@@ -33,11 +33,10 @@ from bench.common import (
     trivial_recipe,
 )
 from remote_executor.messages import build_message
-from remote_executor.models import request_urn
+from remote_executor.models import TERMINAL_STATUSES, request_urn
 from remote_executor.sandbox import Sandbox
 
 SLOTS = 8
-TERMINAL = {"SUCCESS", "FAILURE", "CANCELLED", "TIMEOUT", "ABORTED", "DUPLICATE"}
 
 
 def run(
@@ -114,7 +113,7 @@ def _wait_for_all(box: Sandbox, request_ids: list[str], workers: list[Worker]) -
     deadline = time.monotonic() + 60 + len(request_ids)
     for rid in request_ids:
         left = max(0.0, deadline - time.monotonic())
-        if box.gms.wait_for_status(request_urn(rid), TERMINAL, left) is None:
+        if box.gms.wait_for_status(request_urn(rid), TERMINAL_STATUSES, left) is None:
             tails = "\n".join(worker.tail(5) for worker in workers)
             raise TimeoutError(f"{rid} has no terminal result; the workers' logs end:\n{tails}")
 

@@ -21,13 +21,12 @@ from remote_executor.errors import (
 )
 from remote_executor.gms import Reporter
 from remote_executor.messages import parse_envelope, parse_input
-from remote_executor.models import ExecutionRequest, Status, TaskResult
+from remote_executor.models import TERMINAL_STATUSES, ExecutionRequest, Status, TaskResult
 from remote_executor.outcome import Decision, Outcome
 from remote_executor.queue.base import Lease
 from remote_executor.watch import describe_kill
 
 log = structlog.get_logger("remote_executor.worker")
-TERMINAL = frozenset(status.value for status in Status if status.is_terminal)
 
 
 class Intake:
@@ -117,7 +116,7 @@ class Intake:
     def _preflight(self, request: ExecutionRequest, lease: Lease) -> Decision | None:
         """Why this request must not run, or None: already finished, killed, tried too often."""
         existing = self._reporter.read_result(request.urn)
-        if existing and existing.get("status") in TERMINAL:
+        if existing and existing.get("status") in TERMINAL_STATUSES:
             log.info("already finished, acknowledging", request_urn=request.urn)
             return Decision(Outcome.ACKNOWLEDGE, f"already {existing['status']}")
         signal_value = self._reporter.read_signal(request.urn)

@@ -28,6 +28,10 @@ class Status(str, enum.Enum):
         return self is not Status.RUNNING
 
 
+# The values of every status that ends a task, as GMS stores them.
+TERMINAL_STATUSES = frozenset(status.value for status in Status if status.is_terminal)
+
+
 class TaskKind(str, enum.Enum):
     """The tasks this executor runs; both go through ``datahub ingest run``."""
 

@@ -21,14 +21,13 @@ from typing import Any
 import yaml
 
 from remote_executor.messages import build_message
-from remote_executor.models import request_urn
+from remote_executor.models import TERMINAL_STATUSES, request_urn
 from remote_executor.runner import group_has_live_members
 from remote_executor.sandbox import Sandbox
 from tests.polling import wait_for
 from tests.processes import alive
 
 FAKE_DATAHUB = Path(__file__).parents[1] / "unit" / "fixtures" / "fake_datahub.py"
-TERMINAL = {"SUCCESS", "FAILURE", "CANCELLED", "TIMEOUT", "ABORTED", "DUPLICATE"}
 CHAOS_ROWS: list[dict[str, Any]] = []
 
 
@@ -190,7 +189,7 @@ def stop_worker(worker: WorkerProcess) -> None:
 
 def terminal_statuses(sandbox: Sandbox, urn: str) -> list[str]:
     """Every terminal status GMS accepted for the request, in order."""
-    return [r["status"] for r in sandbox.gms.results(urn) if r["status"] in TERMINAL]
+    return [r["status"] for r in sandbox.gms.results(urn) if r["status"] in TERMINAL_STATUSES]
 
 
 def runs(markers: Path) -> dict[str, tuple[int, int]]:

@@ -19,10 +19,10 @@ from remote_executor.gms import GmsClient
 from remote_executor.handoff import Handoff
 from remote_executor.logs import configure_logging
 from remote_executor.messages import build_message
-from remote_executor.models import request_urn
+from remote_executor.models import TERMINAL_STATUSES, request_urn
 from remote_executor.queue.sqs import SqsQueue
 from remote_executor.sandbox import Sandbox
-from remote_executor.sandbox.demo import TERMINAL, create_demo_database
+from remote_executor.sandbox.demo import create_demo_database
 from remote_executor.secrets import Redactor
 from remote_executor.settings import Settings
 from remote_executor.task import TaskContext
@@ -69,7 +69,7 @@ class RunningWorker:
 
     def wait(self, urn: str, timeout_seconds: float = 180) -> dict[str, object]:
         """The terminal result of a request; fails the test if none comes."""
-        result = self.sandbox.gms.wait_for_status(urn, TERMINAL, timeout_seconds)
+        result = self.sandbox.gms.wait_for_status(urn, TERMINAL_STATUSES, timeout_seconds)
         assert result is not None, (
             f"no terminal result for {urn}; worker log:\n{self.log.getvalue()}"
         )

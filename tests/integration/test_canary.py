@@ -18,7 +18,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 from remote_executor.messages import build_message
-from remote_executor.sandbox.demo import TERMINAL
+from remote_executor.models import TERMINAL_STATUSES
 from tests.integration.support import REPO
 
 pytestmark = pytest.mark.integration
@@ -95,7 +95,7 @@ def test_canary_secret_leaves_no_trace(sandbox, tmp_path: Path, handoff: str):
             QueueUrl=queue_url, MessageBody=build_message(request_id, RECIPE, "remote")
         )
         result = sandbox.gms.wait_for_status(
-            f"urn:li:dataHubExecutionRequest:{request_id}", TERMINAL, timeout_seconds=180
+            f"urn:li:dataHubExecutionRequest:{request_id}", TERMINAL_STATUSES, timeout_seconds=180
         )
     finally:
         worker.send_signal(signal.SIGTERM)

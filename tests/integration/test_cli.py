@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from remote_executor.sandbox.demo import TERMINAL
+from remote_executor.models import TERMINAL_STATUSES
 from tests.integration.conftest import TOKEN
 from tests.integration.support import RECIPES
 
@@ -178,7 +178,7 @@ def test_run_and_submit_as_a_user_would(sandbox, cli_env, demo_db, tmp_path: Pat
         urn = submitted.stdout.strip()
         assert urn.startswith("urn:li:dataHubExecutionRequest:")
 
-        result = sandbox.gms.wait_for_status(urn, TERMINAL, timeout_seconds=180)
+        result = sandbox.gms.wait_for_status(urn, TERMINAL_STATUSES, timeout_seconds=180)
         assert result is not None and result["status"] == "SUCCESS", log_path.read_text()
         healthy = executor("health", env=env)
         assert (healthy.returncode, healthy.stdout) == (0, "alive\n"), healthy.stderr

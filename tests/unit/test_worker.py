@@ -12,11 +12,10 @@ import pytest
 
 from remote_executor.errors import GmsUnavailableError
 from remote_executor.gms import MemoryReporter
-from remote_executor.models import Status, TaskKind, TaskResult, request_urn
+from remote_executor.models import TERMINAL_STATUSES, Status, TaskKind, TaskResult, request_urn
 from remote_executor.queue import MemoryQueue
 from tests.unit.worker_support import (
     BAD_RECIPE,
-    TERMINAL,
     RefusingReporter,
     WaitFor,
     edited_message,
@@ -40,7 +39,7 @@ def test_good_message_runs_reports_and_is_deleted(
     statuses = reporter.statuses(urn)
     assert statuses[0] == "RUNNING"
     assert statuses[-1] == "SUCCESS"
-    assert [s for s in statuses if s in TERMINAL] == ["SUCCESS"]
+    assert [s for s in statuses if s in TERMINAL_STATUSES] == ["SUCCESS"]
     final = reporter.results[urn][-1]
     assert final.structured_report is not None
     assert "Succeeded: datahub exited with code 0" in final.report
@@ -163,7 +162,7 @@ def test_bad_input_is_reported_deleted_and_the_next_message_runs(
     final = reporter.results[bad_urn][-1]
     assert final.status is Status.FAILURE
     assert reason in final.report.splitlines()
-    assert [s for s in reporter.statuses(bad_urn) if s in TERMINAL] == ["FAILURE"]
+    assert [s for s in reporter.statuses(bad_urn) if s in TERMINAL_STATUSES] == ["FAILURE"]
 
 
 def test_truncated_message_reads_its_input_from_gms(

@@ -10,12 +10,11 @@ from typing import Any
 from remote_executor.errors import GmsUnavailableError
 from remote_executor.gms import MemoryReporter
 from remote_executor.messages import build_message
-from remote_executor.models import Status, TaskResult
+from remote_executor.models import TERMINAL_STATUSES, TaskResult
 from remote_executor.task import TaskContext
 
 WaitFor = Callable[..., bool]
 MakeContext = Callable[..., TaskContext]
-TERMINAL = {status.value for status in Status if status.is_terminal}
 BAD_RECIPE = "source:\n  type: fake\n   config: {}\n"
 GMS_DOWN = "GMS answered 503 for POST http://gms/aspects?action=ingestProposal"
 
@@ -49,7 +48,7 @@ def edited_message(request_id: str, recipe: str, **input_changes: Any) -> str:
 
 
 def terminal(reporter: MemoryReporter, urn: str) -> bool:
-    return any(status in TERMINAL for status in reporter.statuses(urn))
+    return any(status in TERMINAL_STATUSES for status in reporter.statuses(urn))
 
 
 def runs(markers: Path) -> int:

@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from remote_executor.messages import build_message
-from remote_executor.models import request_urn
+from remote_executor.models import TERMINAL_STATUSES, request_urn
 from remote_executor.queue.sqs import SqsQueue
 from remote_executor.sandbox import Sandbox
 
-TERMINAL = {"SUCCESS", "FAILURE", "CANCELLED", "TIMEOUT", "ABORTED", "DUPLICATE"}
 DEMO_SECRET_NAME = "demo/sqlite-uri"
 
 
@@ -89,7 +88,7 @@ def _submit(box: Sandbox, recipes: Path, db_path: Path) -> dict[str, str]:
 def _wait(box: Sandbox, urn: str, worker: subprocess.Popen[bytes]) -> dict[str, Any] | None:
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
-        result = box.gms.wait_for_status(urn, TERMINAL, timeout_seconds=1)
+        result = box.gms.wait_for_status(urn, TERMINAL_STATUSES, timeout_seconds=1)
         if result is not None or worker.poll() is not None:
             return result
     return None

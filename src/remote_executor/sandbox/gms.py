@@ -12,7 +12,7 @@ import hmac
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from types import TracebackType
 from typing import Any
 from urllib.parse import unquote
@@ -170,7 +170,7 @@ class GmsStandIn:
             return list(self._refused)
 
     def wait_for_status(
-        self, urn: str, statuses: set[str], timeout_seconds: float
+        self, urn: str, statuses: Set[str], timeout_seconds: float
     ) -> JsonDict | None:
         """The latest accepted result of urn with one of statuses, even if it was since updated.
 
@@ -183,7 +183,7 @@ class GmsStandIn:
             )
             return copy.deepcopy(found)
 
-    def _matching_result(self, urn: str, statuses: set[str]) -> JsonDict | None:
+    def _matching_result(self, urn: str, statuses: Set[str]) -> JsonDict | None:
         for result in reversed(self._results.get(urn, [])):
             if result.get("status") in statuses:
                 return result

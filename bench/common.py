@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import random
 import signal
 import subprocess
 import time
@@ -110,8 +111,6 @@ def wait_until(
 
 def gaps(count: int, seed: int = 6, low: float = 0.05, high: float = 0.35) -> list[float]:
     """Pauses before each send: sparse traffic, the same for every system in a run."""
-    import random
-
     rng = random.Random(seed)
     return [rng.uniform(low, high) for _ in range(count)]
 

@@ -123,8 +123,8 @@ def ours(box: Sandbox, directory: Path, schedule: list[float]) -> tuple[list[flo
     url = fresh_queue(box, "dispatch")
     worker = start_worker(box, url, directory)
     submitter = Submitter(box, url)
+    timed: list[str] = []
     try:
-        latencies, receipts = [], []
         for n, pause in enumerate([0.5, *schedule]):  # the first pays one-off costs
             threading.Event().wait(pause)
             request_id = submitter.submit(trivial_recipe())
@@ -135,11 +135,16 @@ def ours(box: Sandbox, directory: Path, schedule: list[float]) -> tuple[list[flo
             finished = box.gms.wait_for_status(urn, {"SUCCESS", "FAILURE"}, 60)
             if finished is None or finished["status"] != "SUCCESS":
                 raise RuntimeError(f"{urn} did not succeed: {finished}\n{worker.tail()}")
-            started = accepted(box, request_id, {"RUNNING"})
-            message_id, sent = submitter.sent[request_id]
-            if n and started is not None:
-                latencies.append(started - sent)
-                receipts.append(worker.received_at()[message_id] - sent)
-        return latencies, receipts
+            if n:
+                timed.append(request_id)
     finally:
         worker.stop()
+    received = worker.received_at()
+    latencies, receipts = [], []
+    for request_id in timed:
+        message_id, sent = submitter.sent[request_id]
+        started = accepted(box, request_id, {"RUNNING"})
+        assert started is not None
+        latencies.append(started - sent)
+        receipts.append(received[message_id] - sent)
+    return latencies, receipts

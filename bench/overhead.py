@@ -68,24 +68,25 @@ def measure(box: Sandbox, directory: Path, tasks: int) -> dict[str, list[float]]
     url = fresh_queue(box, "overhead")
     worker = start_worker(box, url, directory)
     submitter = Submitter(box, url)
-    starts: list[float] = []
-    finishes: list[float] = []
+    timed: list[str] = []
     try:
         for n in range(tasks + 1):  # the first pays one-off costs
             request_id = submitter.submit(trivial_recipe())
             if box.gms.wait_for_status(request_urn(request_id), ENDED, 60) is None:
                 raise TimeoutError(f"{request_id} did not end; worker log:\n{worker.tail()}")
-            if n == 0:
-                continue
-            message_id = submitter.sent[request_id][0]
-            received = worker.received_at()[message_id]
-            child_start, child_exit = child_times(worker.task_log(request_id))
-            done = accepted(box, request_id, ENDED)
-            assert done is not None
-            starts.append(child_start - received)
-            finishes.append(done - child_exit)
+            if n:
+                timed.append(request_id)
     finally:
         worker.stop()
+    received = worker.received_at()
+    starts: list[float] = []
+    finishes: list[float] = []
+    for request_id in timed:
+        child_start, child_exit = child_times(worker.task_log(request_id))
+        done = accepted(box, request_id, ENDED)
+        assert done is not None
+        starts.append(child_start - received[submitter.sent[request_id][0]])
+        finishes.append(done - child_exit)
     return {
         "start: received to the child's first line": starts,
         "finish: the child's last line to terminal accepted": finishes,

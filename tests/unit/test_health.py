@@ -164,44 +164,42 @@ class StuckQueue(MemoryQueue):
         return []
 
 
+@pytest.fixture
+def stuck(
+    running: Callable[..., Any],
+    wait_for: Callable[..., bool],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[tuple[StuckQueue, Any, HealthServer]]:
+    """A worker whose receive hangs, with its health server, once /healthz has turned red."""
+    monkeypatch.setattr(cli, "LOOP_STALE_SECONDS", 0.5)
+    queue = StuckQueue()
+    with running(queue, MemoryReporter()) as worker:
+        server = cli._health_server(0, worker, Readiness({}))
+        try:
+            assert wait_for(lambda: get(server.port, "/healthz")[0] == 503)
+            yield queue, worker, server
+        finally:
+            queue.release_receive.set()
+            server.stop()
+
+
 def test_a_stuck_receive_loop_turns_healthz_red(
-    running: Callable[..., Any],
-    wait_for: Callable[..., bool],
-    monkeypatch: pytest.MonkeyPatch,
+    stuck: tuple[StuckQueue, Any, HealthServer], wait_for: Callable[..., bool]
 ) -> None:
-    monkeypatch.setattr(cli, "LOOP_STALE_SECONDS", 0.5)
-    queue = StuckQueue()
-    with running(queue, MemoryReporter()) as worker:
-        server = cli._health_server(0, worker, Readiness({}))
-        try:
-            assert wait_for(lambda: get(server.port, "/healthz")[0] == 503)
-            _, text = get(server.port, "/healthz")
-            assert text.startswith("the receive loop has not gone round for ")
-            queue.release_receive.set()
-            assert wait_for(lambda: get(server.port, "/healthz")[0] == 200)
-        finally:
-            server.stop()
+    queue, _, server = stuck
+    _, text = get(server.port, "/healthz")
+    assert text.startswith("the receive loop has not gone round for ")
+    queue.release_receive.set()
+    assert wait_for(lambda: get(server.port, "/healthz")[0] == 200)
 
 
-def test_a_draining_worker_stays_alive(
-    running: Callable[..., Any],
-    wait_for: Callable[..., bool],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_draining_worker_stays_alive(stuck: tuple[StuckQueue, Any, HealthServer]) -> None:
     # The drain stops the loop on purpose; a liveness probe must not kill it mid-drain.
-    monkeypatch.setattr(cli, "LOOP_STALE_SECONDS", 0.5)
-    queue = StuckQueue()
-    with running(queue, MemoryReporter()) as worker:
-        server = cli._health_server(0, worker, Readiness({}))
-        try:
-            assert wait_for(lambda: get(server.port, "/healthz")[0] == 503)
-            worker.stop()
+    _, worker, server = stuck
+    worker.stop()
 
-            assert get(server.port, "/healthz") == (200, "alive\n")
-            assert get(server.port, "/readyz") == (503, "draining: the worker is stopping\n")
-        finally:
-            queue.release_receive.set()
-            server.stop()
+    assert get(server.port, "/healthz") == (200, "alive\n")
+    assert get(server.port, "/readyz") == (503, "draining: the worker is stopping\n")
 
 
 def test_health_is_served_while_the_start_up_checks_run(

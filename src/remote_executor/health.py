@@ -68,6 +68,43 @@ class Metrics:
             "Queue calls that failed after their retries.",
             registry=r,
         )
+        self.lease_extension_failures = Counter(
+            "executor_lease_extension_failures",
+            "Lease extensions that failed (retried until the lease runs out).",
+            registry=r,
+        )
+        self.leases_lost = Counter(
+            "executor_leases_lost",
+            "Leases that could not be kept; their task was stopped.",
+            registry=r,
+        )
+        self.progress_failures = Counter(
+            "executor_progress_report_failures",
+            "RUNNING heartbeats GMS did not accept.",
+            registry=r,
+        )
+        self.cancel_poll_failures = Counter(
+            "executor_cancel_poll_failures",
+            "Reads of a running task's signal that failed.",
+            registry=r,
+        )
+        self.messages_ended = Counter(
+            "executor_messages_ended",
+            "Messages ended, by outcome (acknowledge, release, dead-letter).",
+            ["outcome"],
+            registry=r,
+        )
+        self.loop_errors = Counter(
+            "executor_loop_errors",
+            "Iterations of a background loop that raised and were survived, by loop.",
+            ["loop"],
+            registry=r,
+        )
+        self.leftover_processes_killed = Counter(
+            "executor_leftover_processes_killed",
+            "Processes a finished task left behind, killed by the worker.",
+            registry=r,
+        )
         self.secret_fetch = Histogram(
             "executor_secret_fetch_seconds",
             "Time to resolve a task's secrets.",

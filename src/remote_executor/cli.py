@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import signal
 import sys
 import threading
 import urllib.error
@@ -21,6 +20,7 @@ from pydantic import ValidationError
 
 from remote_executor import __version__
 from remote_executor.check import check_cli, check_gms, check_queue, check_secrets
+from remote_executor.config import max_task_seconds
 from remote_executor.errors import ConfigurationError, ExecutorError, NotGmsError
 from remote_executor.gms import GmsClient
 from remote_executor.handoff import Handoff
@@ -28,14 +28,16 @@ from remote_executor.health import HealthServer, Readiness
 from remote_executor.logs import configure_logging
 from remote_executor.messages import build_message
 from remote_executor.models import URN_PREFIX, ExecutionRequest, Status, TaskKind
+from remote_executor.processes import become_subreaper, make_undumpable
 from remote_executor.queue.sqs import SqsQueue
 from remote_executor.secrets import Redactor, SecretResolver, SecretSources
 from remote_executor.secrets.aws import AwsSecretResolver
 from remote_executor.secrets.environment import EnvSecretResolver
 from remote_executor.secrets.files import FileSecretResolver
 from remote_executor.settings import Settings, parse_name_map
+from remote_executor.signals import StopSignals
 from remote_executor.task import Task, TaskContext
-from remote_executor.worker import Worker, WorkerConfig
+from remote_executor.worker import Worker
 
 # Longer than a long poll (20 s) and a slot wait, with room for a slow receive.
 LOOP_STALE_SECONDS = 90.0
@@ -106,7 +108,9 @@ def task_context(settings: Settings, redactor: Redactor, gms_url: str | None) ->
         worker_id=settings.worker_id,
         kill_grace_seconds=settings.kill_grace_seconds,
         timeout_seconds=settings.task_timeout_seconds,
+        max_timeout_seconds=max_task_seconds(settings.lease_seconds),
         memory_limit_mb=settings.task_memory_limit_mb,
+        log_max_mb=settings.task_log_max_mb,
     )
 
 
@@ -179,25 +183,16 @@ def run(
         )
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from exc
+    # Children cannot read the worker's environment (its token, its AWS credentials) in
+    # /proc, and what a task leaves behind is re-parented here, to be found and killed.
+    make_undumpable()
+    become_subreaper()
     context = task_context(settings, redactor, gms.url)
-    worker = Worker(
-        queue,
-        gms,
-        context,
-        WorkerConfig(
-            worker_id=settings.worker_id,
-            max_concurrent_tasks=settings.max_concurrent_tasks,
-            lease_seconds=settings.lease_seconds,
-            report_interval_seconds=settings.report_interval_seconds,
-            foreign_visibility_seconds=settings.foreign_visibility_seconds,
-            max_attempts=settings.max_attempts,
-            shutdown_grace_seconds=settings.shutdown_grace_seconds,
-            signal_poll_seconds=settings.signal_poll_seconds,
-        ),
-    )
+    worker = Worker(queue, gms, context, settings.worker_config())
     readiness = Readiness(
         {"gms": gms.server_config, "token": gms.check_token, "queue": worker.check_queue}
     )
+    worker.loops.add(readiness.loop)
     # Served before the start-up checks, which may retry GMS for a minute: alive from the
     # start, not ready until the first readiness check passes.
     server = _health_server(settings.health_port, worker, readiness)
@@ -207,14 +202,7 @@ def run(
         threading.Thread(
             target=context.handoff.reads_envelope, name="cli-probe", daemon=True
         ).start()
-        signals = {"count": 0}
-
-        def on_signal(signum: int, _: Any) -> None:
-            signals["count"] += 1
-            worker.stop(force=signals["count"] > 1)
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
+        StopSignals(lambda force: worker.stop(force=force)).install()
         readiness.start()
         worker.run()
     finally:
@@ -238,6 +226,9 @@ def _check_at_start(gms: GmsClient, queue: SqsQueue) -> None:
 
 def _health_server(port: int, worker: Worker, readiness: Readiness) -> HealthServer:
     def alive() -> str | None:
+        dead = worker.not_alive_because
+        if dead is not None:
+            return dead
         idle = worker.seconds_since_tick
         if idle < LOOP_STALE_SECONDS:
             return None

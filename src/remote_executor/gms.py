@@ -1,13 +1,16 @@
 """The GMS client: write a request's result, read aspects, and check the server.
 
 Transient failures (connection, timeout, 5xx, 429) are retried with jittered
-exponential backoff for ``retry_seconds``; every 4xx raises at once.
+exponential backoff for ``retry_seconds``; every 4xx raises at once. A 200 whose body
+is not the JSON GMS sends (a proxy's page, a truncated body) is GmsUnavailableError,
+naming what came back, and is not retried.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -31,10 +34,20 @@ RESULT_ASPECT = "dataHubExecutionRequestResult"
 INPUT_ASPECT = "dataHubExecutionRequestInput"
 SIGNAL_ASPECT = "dataHubExecutionRequestSignal"
 TIMEOUT_SECONDS = 30
+# How much of an unexpected body an error message quotes.
+QUOTED_CHARS = 100
 WRONG_URL_HINT = (
     "the URL reaches the DataHub web app, not GMS; "
     "for DataHub Cloud use https://<company>.acryl.io/gms"
 )
+
+
+@dataclass(frozen=True)
+class RequestState:
+    """What GMS holds about a request before it runs: its result and signal aspects, or None."""
+
+    result: dict[str, Any] | None
+    signal: dict[str, Any] | None
 
 
 class Reporter(Protocol):
@@ -54,6 +67,10 @@ class Reporter(Protocol):
 
     def read_signal(self, urn: str) -> dict[str, Any] | None:
         """The request's signal aspect (a KILL asks to cancel it), or None."""
+        ...
+
+    def read_state(self, urn: str) -> RequestState:
+        """The request's result and signal together, in one call where GMS allows it."""
         ...
 
     def check_token(self) -> None:
@@ -138,11 +155,37 @@ class GmsClient:
         response = self._send("GET", path)
         if response.status_code == 404:
             return None
-        wrapped = response.json().get("aspect") or {}
-        # The value sits under the record's full name,
-        # e.g. com.linkedin.execution.ExecutionRequestResult.
-        values = list(wrapped.values())
-        return values[0] if values and isinstance(values[0], dict) else None
+        # {"aspect": {"com.linkedin.execution.ExecutionRequestResult": {...}}}: the value sits
+        # under the record's full name, the one member of the Rest.li union.
+        wrapped = _json_object(response).get("aspect")
+        if not isinstance(wrapped, dict) or len(wrapped) != 1:
+            raise _unexpected(response, "JSON without one aspect in an 'aspect' object")
+        [value] = wrapped.values()
+        if not isinstance(value, dict):
+            raise _unexpected(response, "an aspect value that is not a JSON object")
+        return value
+
+    def read_state(self, urn: str) -> RequestState:
+        """Result and signal in one GET of Rest.li's entitiesV2 resource (GMS since early 2022).
+
+        GMS answers 200 even for a request it has never heard of (with only the key aspect,
+        which it makes up from the urn), so a 404 means the endpoint itself is missing.
+        """
+        path = f"/entitiesV2/{quote(urn, safe='')}?aspects=List({RESULT_ASPECT},{SIGNAL_ASPECT})"
+        response = self._send("GET", path)
+        if response.status_code == 404:
+            raise GmsRejectedError(
+                f"GMS answered 404 for GET {response.url}: this GMS has no /entitiesV2 "
+                "endpoint (DataHub added it in early 2022); upgrade DataHub",
+                404,
+            )
+        aspects = _json_object(response).get("aspects")
+        if not isinstance(aspects, dict):
+            raise _unexpected(response, "JSON without an 'aspects' object")
+        return RequestState(
+            _enveloped_value(response, aspects, RESULT_ASPECT),
+            _enveloped_value(response, aspects, SIGNAL_ASPECT),
+        )
 
     def read_result(self, urn: str) -> dict[str, Any] | None:
         return self._read_aspect(urn, RESULT_ASPECT)
@@ -167,6 +210,39 @@ class GmsClient:
     def check_token(self) -> None:
         """Read an aspect, which needs a valid token when GMS enforces auth; GmsAuthError if not."""
         self.read_result("urn:li:dataHubExecutionRequest:remote-executor-token-check")
+
+
+def _json_object(response: requests.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError as exc:  # requests' JSONDecodeError, or bytes that are not text
+        raise _unexpected(response, "a body that is not JSON") from exc
+    if not isinstance(body, dict):
+        raise _unexpected(response, "JSON that is not an object")
+    return body
+
+
+def _enveloped_value(
+    response: requests.Response, aspects: dict[str, Any], aspect_name: str
+) -> dict[str, Any] | None:
+    """The value of one EnvelopedAspect of an EntityResponse, None when GMS has none."""
+    if aspect_name not in aspects:
+        return None
+    envelope = aspects[aspect_name]
+    value = envelope.get("value") if isinstance(envelope, dict) else None
+    if not isinstance(value, dict):
+        raise _unexpected(response, f"{aspect_name} without a JSON object as its value")
+    return value
+
+
+def _unexpected(response: requests.Response, what: str) -> GmsUnavailableError:
+    """Says what GMS answered, quoting the start of the body (never a header: no token)."""
+    content_type = response.headers.get("Content-Type") or "no Content-Type"
+    start = response.content[:QUOTED_CHARS].decode("utf-8", errors="replace")
+    return GmsUnavailableError(
+        f"GMS answered {response.status_code} ({content_type}) for {response.request.method} "
+        f"{response.url} with {what}: {start!r}"
+    )
 
 
 class MemoryReporter:
@@ -196,6 +272,10 @@ class MemoryReporter:
 
     def read_signal(self, urn: str) -> dict[str, Any] | None:
         return self.signals.get(urn)
+
+    def read_state(self, urn: str) -> RequestState:
+        # Through the single reads, so that a test overriding one of them affects this too.
+        return RequestState(self.read_result(urn), self.read_signal(urn))
 
     def check_token(self) -> None:
         if self.refuse_token is not None:

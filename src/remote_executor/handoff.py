@@ -25,6 +25,8 @@ from typing import Literal
 
 import structlog
 
+from remote_executor.processes import CHILDREN
+
 log = structlog.get_logger(__name__)
 
 ENVELOPE_MARKER = "__recipe_yaml__"
@@ -79,17 +81,29 @@ class Handoff:
     def _probe(self) -> bool:
         argv = [*self._command, "ingest", "run", "--help"]
         try:
-            done = subprocess.run(
-                argv,
-                capture_output=True,
-                text=True,
-                timeout=self._timeout,
-                check=False,
-                stdin=subprocess.DEVNULL,
+            # Registered, so that the worker's orphan reaper never takes its exit status.
+            child = CHILDREN.start(
+                lambda: subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
             )
-        except (OSError, subprocess.TimeoutExpired) as exc:
+        except OSError as exc:
             log.warning("handoff.probe_failed", command=" ".join(argv), error=str(exc))
             return False
+        try:
+            stdout, _ = child.communicate(timeout=self._timeout)
+        except subprocess.TimeoutExpired as exc:
+            child.kill()
+            child.communicate()
+            log.warning("handoff.probe_failed", command=" ".join(argv), error=str(exc))
+            return False
+        finally:
+            CHILDREN.forget(child.pid)
+        done = subprocess.CompletedProcess(argv, child.returncode, stdout, "")
         supported = done.returncode == 0 and ENVELOPE_MARKER in done.stdout
         log.debug(
             "handoff.probed",

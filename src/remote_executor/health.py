@@ -28,6 +28,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from remote_executor.loops import Loop
+
 log = structlog.get_logger(__name__)
 
 _DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400)
@@ -134,8 +136,9 @@ class Readiness:
         self._checks = checks
         self._interval = interval_seconds
         self._problem: str | None = "not checked yet"
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="readiness", daemon=True)
+        self._started = False
+        # Each check catches its own errors: the loop survives whatever a check raises.
+        self.loop = Loop("readiness", self.check_now, self._next_wait)
 
     @property
     def problem(self) -> str | None:
@@ -156,17 +159,17 @@ class Readiness:
 
     def start(self) -> None:
         """Check now, then every interval."""
-        self._thread.start()
+        self.loop.start()
 
     def stop(self) -> None:
         """End the checks."""
-        self._stop.set()
+        self.loop.stop(join_seconds=0)
 
-    def _loop(self) -> None:
-        while True:
-            self.check_now()
-            if self._stop.wait(self._interval):
-                return
+    def _next_wait(self) -> float:
+        if not self._started:
+            self._started = True
+            return 0.0
+        return self._interval
 
 
 class HealthServer:

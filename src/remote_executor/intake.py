@@ -1,17 +1,23 @@
 """Intake: what a received message is, and whether its request may run here.
 
 Before anything starts, a message is decoded, a bad one is reported (when it
-names a request) and dead-lettered, one for another executor is left for its
-owner, and a request that already finished, was cancelled before it started or
-was tried too often ends without running.
+names a request) and dead-lettered, and one for another executor is left for its
+owner (``parse``). Then one read of the request's state in GMS decides the rest
+(``preflight``): a request that already finished or was cancelled ends without
+running; one that another worker runs (its run record has a fresh heartbeat) is
+left to it; one that ran ``EXECUTOR_MAX_ATTEMPTS`` times without a result fails.
+Otherwise the next run record is returned, and the worker claims the request
+with it.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import structlog
 
+from remote_executor.config import WorkerConfig
 from remote_executor.errors import (
     GmsAuthError,
     GmsError,
@@ -22,8 +28,9 @@ from remote_executor.errors import (
 from remote_executor.gms import Reporter
 from remote_executor.messages import parse_envelope, parse_input
 from remote_executor.models import TERMINAL_STATUSES, ExecutionRequest, Status, TaskResult
-from remote_executor.outcome import Decision, Outcome
+from remote_executor.outcome import Decision, Outcome, describe_body
 from remote_executor.queue.base import Lease
+from remote_executor.runrecord import RunRecord, now_ms
 from remote_executor.watch import describe_kill
 
 log = structlog.get_logger("remote_executor.worker")
@@ -35,27 +42,22 @@ class Intake:
     GmsAuthError passes through: a refused token is the worker's business.
     """
 
-    def __init__(
-        self,
-        reporter: Reporter,
-        worker_id: str,
-        *,
-        foreign_visibility_seconds: int,
-        max_attempts: int,
-        retry_delay_seconds: int,
-    ) -> None:
+    def __init__(self, reporter: Reporter, config: WorkerConfig, instance: str) -> None:
         self._reporter = reporter
-        self._worker_id = worker_id
-        self._foreign_visibility = foreign_visibility_seconds
-        self._max_attempts = max_attempts
-        self._retry_delay = retry_delay_seconds
+        self._config = config
+        self._instance = instance
 
-    def retry_later(self, reason: str) -> Decision:
-        """Release after the retry delay: GMS or SQS trouble that may pass."""
-        return Decision(Outcome.RELEASE, reason, self._retry_delay)
+    def retry_later(self, reason: str, lease: Lease) -> Decision:
+        """Release after a delay that grows with the message's receives: trouble that may
+        pass (GMS or SQS down, a copy running elsewhere). Never with no delay."""
+        config = self._config
+        delay = min(
+            config.retry_delay_seconds * max(1, lease.receive_count), config.max_retry_delay_seconds
+        )
+        return Decision(Outcome.RELEASE, reason, max(1, delay))
 
-    def admit(self, lease: Lease) -> ExecutionRequest | Decision:
-        """The request to run, or how the message ends without running."""
+    def parse(self, lease: Lease) -> ExecutionRequest | Decision:
+        """The request the message carries, or how the message ends without running."""
         try:
             envelope = parse_envelope(lease.body)
             value = envelope.input
@@ -71,8 +73,8 @@ class Intake:
         except GmsAuthError:
             raise
         except GmsError as exc:
-            return self.retry_later(f"could not read the truncated input: {exc}")
-        if request.executor_id != self._worker_id:
+            return self.retry_later(f"could not read the truncated input: {exc}", lease)
+        if request.executor_id != self._config.worker_id:
             log.warning(
                 "message for another executor left for its owner",
                 request_urn=request.urn,
@@ -81,20 +83,85 @@ class Intake:
             return Decision(
                 Outcome.RELEASE,
                 f"executorId is {request.executor_id!r}, not ours",
-                self._foreign_visibility,
+                self._config.foreign_visibility_seconds,
             )
+        return request
+
+    def preflight(self, request: ExecutionRequest, lease: Lease) -> RunRecord | Decision:
+        """The run record to claim the request with, or why it must not run now."""
         try:
-            return self._preflight(request, lease) or request
+            state = self._reporter.read_state(request.urn)
+            return self._decide(request, lease, state.result, state.signal)
         except GmsAuthError:
             raise
         except GmsError as exc:
-            log.error("cannot read the request's state in GMS", request_urn=request.urn)
-            return self.retry_later(f"GMS unavailable: {exc}")
+            log.error(
+                "cannot read the request's state in GMS", request_urn=request.urn, error=str(exc)
+            )
+            return self.retry_later(f"GMS unavailable: {exc}", lease)
+
+    def _decide(
+        self,
+        request: ExecutionRequest,
+        lease: Lease,
+        existing: dict[str, Any] | None,
+        signal_value: dict[str, Any] | None,
+    ) -> RunRecord | Decision:
+        if existing and existing.get("status") in TERMINAL_STATUSES:
+            log.info("already finished, acknowledging", request_urn=request.urn)
+            return Decision(Outcome.ACKNOWLEDGE, f"already {existing['status']}")
+        kill = describe_kill(signal_value) if signal_value else None
+        if kill is not None:
+            return self._finish_early(lease, request, Status.CANCELLED, f"Cancelled: {kill}.")
+        record = RunRecord.parse(existing)
+        config = self._config
+        if record is not None and record.alive(config.stale_heartbeat_seconds):
+            age = max(0.0, (now_ms() - record.at_ms) / 1000)
+            where = (
+                "this worker"
+                if record.instance == self._instance
+                else (f"worker {record.worker_id} (instance {record.instance})")
+            )
+            log.warning(
+                "request runs elsewhere; copy left",
+                request_urn=request.urn,
+                instance=record.instance,
+            )
+            return self.retry_later(
+                f"run {record.attempt} of this request runs on {where}, heartbeat {age:.0f} s ago",
+                lease,
+            )
+        runs = record.attempt if record is not None else 0
+        if runs >= config.max_attempts:
+            return self._finish_early(
+                lease,
+                request,
+                Status.FAILURE,
+                f"Failed: gave up after {runs} runs (EXECUTOR_MAX_ATTEMPTS="
+                f"{config.max_attempts}); each started and ended without a result, for "
+                "instance because its worker was killed. See the workers' logs for this "
+                "request.",
+            )
+        if lease.receive_count > config.max_receives:
+            return self._finish_early(
+                lease,
+                request,
+                Status.FAILURE,
+                f"Failed: the message was received {lease.receive_count} times and never "
+                f"ran to a result (the limit is {config.max_receives}); see the workers' "
+                "logs for this request.",
+            )
+        return RunRecord(runs + 1, config.max_attempts, config.worker_id, self._instance, now_ms())
 
     def _reject(self, lease: Lease, exc: MessageError) -> Decision:
         reason = f"Rejected the execution request message: {exc}"
         if exc.urn is None:
-            log.error("undecodable message", message_id=lease.message_id, error=str(exc))
+            log.error(
+                "undecodable message",
+                message_id=lease.message_id,
+                error=str(exc),
+                **describe_body(lease.body),
+            )
             return Decision(Outcome.DEAD_LETTER, str(exc))
         log.error("bad execution request", request_urn=exc.urn, error=str(exc))
         try:
@@ -106,35 +173,16 @@ class Intake:
                 request_urn=exc.urn,
                 error=str(report_exc),
             )
-            return self.retry_later(f"failure not accepted by GMS: {report_exc}")
+            return self.retry_later(f"failure not accepted by GMS: {report_exc}", lease)
         except GmsRejectedError as report_exc:
             return Decision(
                 Outcome.DEAD_LETTER, f"{exc}; GMS refused its FAILURE result: {report_exc}"
             )
         return Decision(Outcome.DEAD_LETTER, str(exc))
 
-    def _preflight(self, request: ExecutionRequest, lease: Lease) -> Decision | None:
-        """Why this request must not run, or None: already finished, killed, tried too often."""
-        existing = self._reporter.read_result(request.urn)
-        if existing and existing.get("status") in TERMINAL_STATUSES:
-            log.info("already finished, acknowledging", request_urn=request.urn)
-            return Decision(Outcome.ACKNOWLEDGE, f"already {existing['status']}")
-        signal_value = self._reporter.read_signal(request.urn)
-        kill = describe_kill(signal_value) if signal_value else None
-        if kill is not None:
-            return self._finish_early(lease, request, Status.CANCELLED, f"Cancelled: {kill}.")
-        attempts = lease.receive_count - 1
-        if attempts >= self._max_attempts:
-            return self._finish_early(
-                lease,
-                request,
-                Status.FAILURE,
-                f"Failed: gave up after {attempts} attempts (EXECUTOR_MAX_ATTEMPTS="
-                f"{self._max_attempts}); each ended without a result, for instance because "
-                "its worker was killed or GMS did not accept the result. See the workers' "
-                "logs for this request.",
-            )
-        return None
+    def fail(self, lease: Lease, request: ExecutionRequest, report: str) -> Decision:
+        """End a request FAILURE without running it (an error outside the task itself)."""
+        return self._finish_early(lease, request, Status.FAILURE, report)
 
     def _finish_early(
         self, lease: Lease, request: ExecutionRequest, status: Status, report: str
@@ -143,7 +191,14 @@ class Intake:
         try:
             self._reporter.report(request.urn, _result(lease, status, report))
         except GmsUnavailableError as exc:
-            return self.retry_later(f"{status.value} not accepted by GMS: {exc}")
+            return self.retry_later(f"{status.value} not accepted by GMS: {exc}", lease)
+        except GmsRejectedError as exc:
+            log.error(
+                "GMS refused the result; acknowledged",
+                request_urn=request.urn,
+                status=status.value,
+                error=str(exc),
+            )
         return Decision(Outcome.ACKNOWLEDGE, f"{status.value} without running")
 
 

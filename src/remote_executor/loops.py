@@ -26,7 +26,7 @@ class Loop:
     def __init__(
         self,
         name: str,
-        iteration: Callable[[], None],
+        iteration: Callable[[], object],
         interval: Callable[[], float] | float,
         on_error: ErrorCallback | None = None,
     ) -> None:
@@ -92,6 +92,12 @@ class Loops:
         with self._lock:
             self._loops.append(loop)
         return loop
+
+    def remove(self, loop: Loop) -> None:
+        """Forget a loop that ended on purpose (a task's heartbeat, after the task)."""
+        with self._lock:
+            if loop in self._loops:
+                self._loops.remove(loop)
 
     @property
     def dead(self) -> str | None:

@@ -7,11 +7,14 @@ message, so every message's end is logged the same way.
 from __future__ import annotations
 
 import enum
+import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
 from remote_executor.errors import QueueError
+from remote_executor.health import Metrics
 from remote_executor.queue.base import Lease, Queue
 
 log = structlog.get_logger("remote_executor.worker")
@@ -34,7 +37,26 @@ class Decision:
     delay_seconds: int = 0
 
 
-def end_message(queue: Queue, lease: Lease, decision: Decision) -> None:
+BODY_PREFIX_CHARS = 48
+
+
+def describe_body(body: str) -> dict[str, Any]:
+    """A message body for a log line: size, hash and a short prefix, never the whole of it.
+
+    A body carries a recipe and its inline values; the prefix is cut before any recipe
+    text starts for a well-formed message, and the log's redactor masks known secrets.
+    """
+    data = body.encode("utf-8", errors="replace")
+    return {
+        "body_bytes": len(data),
+        "body_sha256": hashlib.sha256(data).hexdigest()[:16],
+        "body_prefix": body[:BODY_PREFIX_CHARS],
+    }
+
+
+def end_message(
+    queue: Queue, lease: Lease, decision: Decision, metrics: Metrics | None = None
+) -> None:
     """Apply the decision; queue errors are logged, the message then comes back by itself."""
     outcome = decision.outcome
     try:
@@ -44,7 +66,7 @@ def end_message(queue: Queue, lease: Lease, decision: Decision) -> None:
                 "or a RedrivePolicy on the queue)",
                 message_id=lease.message_id,
                 reason=decision.reason,
-                body=lease.body,
+                **describe_body(lease.body),
             )
             outcome = Outcome.ACKNOWLEDGE
         if outcome is Outcome.ACKNOWLEDGE:
@@ -55,6 +77,8 @@ def end_message(queue: Queue, lease: Lease, decision: Decision) -> None:
             queue.release(lease, decision.delay_seconds)
     except QueueError as exc:
         log.error("could not end message", message_id=lease.message_id, error=str(exc))
+    if metrics is not None:
+        metrics.messages_ended.labels(outcome.value).inc()
     log.info(
         "message ended",
         message_id=lease.message_id,
@@ -67,12 +91,12 @@ def _dead_letter(queue: Queue, lease: Lease, reason: str) -> None:
     try:
         queue.dead_letter(lease, reason)
     except QueueError as exc:
-        # Never spin on a poison message: its body is in this log line, then it goes.
+        # Never spin on a poison message: logged (described, not whole), then it goes.
         log.error(
             "dead-letter queue refused the message; dropped",
             message_id=lease.message_id,
             reason=reason,
             error=str(exc),
-            body=lease.body,
+            **describe_body(lease.body),
         )
         queue.delete(lease)

@@ -15,9 +15,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from remote_executor.config import WorkerConfig, max_task_seconds
 from remote_executor.errors import ConfigurationError
 from remote_executor.secrets.aws import SecretRef
 from remote_executor.secrets.sources import SOURCE_NAMES
@@ -120,9 +121,13 @@ class Settings(BaseSettings):
         default=300, ge=3, le=43200, validation_alias="EXECUTOR_LEASE_SECONDS"
     )
     max_attempts: int = Field(default=3, ge=1, le=1000, validation_alias="EXECUTOR_MAX_ATTEMPTS")
+    # 11 h: SQS keeps a message invisible for at most 12 h after its receipt, and a task
+    # must end, report and delete its message before that.
     task_timeout_seconds: float = Field(
-        default=86_400.0, gt=0, validation_alias="EXECUTOR_TASK_TIMEOUT_SECONDS"
+        default=39_600.0, gt=0, validation_alias="EXECUTOR_TASK_TIMEOUT_SECONDS"
     )
+    keep_task_dirs: int = Field(default=20, ge=0, validation_alias="EXECUTOR_KEEP_TASK_DIRS")
+    task_log_max_mb: int = Field(default=200, ge=1, validation_alias="EXECUTOR_TASK_LOG_MAX_MB")
     kill_grace_seconds: float = Field(
         default=10.0, ge=0, validation_alias="EXECUTOR_KILL_GRACE_SECONDS"
     )
@@ -200,6 +205,34 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _timeout_fits_the_visibility_cap(self) -> Settings:
+        limit = max_task_seconds(self.lease_seconds)
+        if self.task_timeout_seconds > limit:
+            raise ValueError(
+                f"EXECUTOR_TASK_TIMEOUT_SECONDS={self.task_timeout_seconds:g} is longer than a "
+                f"task can hold its message: SQS keeps a message invisible for at most 12 h "
+                f"after its receipt, and the executor needs one lease "
+                f"(EXECUTOR_LEASE_SECONDS={self.lease_seconds}) to stop, report and delete it; "
+                f"set it to {limit:g} or less"
+            )
+        return self
+
+    def worker_config(self) -> WorkerConfig:
+        """The worker's own knobs."""
+        return WorkerConfig(
+            worker_id=self.worker_id,
+            max_concurrent_tasks=self.max_concurrent_tasks,
+            lease_seconds=self.lease_seconds,
+            report_interval_seconds=self.report_interval_seconds,
+            foreign_visibility_seconds=self.foreign_visibility_seconds,
+            max_attempts=self.max_attempts,
+            shutdown_grace_seconds=self.shutdown_grace_seconds,
+            signal_poll_seconds=self.signal_poll_seconds,
+            kill_grace_seconds=self.kill_grace_seconds,
+            keep_task_dirs=self.keep_task_dirs,
+        )
 
     @property
     def token(self) -> str | None:

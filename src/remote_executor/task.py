@@ -1,79 +1,35 @@
 """One request, from recipe to result: the path shared by the worker and ``executor exec``.
 
-Order matters: the recipe is checked and every ``${NAME}`` resolved before the
-subprocess starts, so a bad recipe or a missing secret ends the task at once
-with a reason, and nothing runs half-configured.
+Order matters: the recipe is checked (including which of the executor's names it may
+read, see ``runspec``) and every ``${NAME}`` resolved before the subprocess starts, so
+a bad recipe or a missing secret ends the task at once with a reason, and nothing
+runs half-configured. Any other exception on the way ends the task FAILURE with its
+text too: a task never ends without a result.
 """
 
 from __future__ import annotations
 
-import enum
-import json
-import shutil
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from remote_executor import __version__
+import structlog
+
+from remote_executor import __version__, runspec
 from remote_executor.capture import LogTail
+from remote_executor.context import StopKind, TaskContext
 from remote_executor.errors import RecipeError, RunnerError, SecretError
-from remote_executor.handoff import Handoff
-from remote_executor.models import ExecutionRequest, Status, TaskKind, TaskResult
-from remote_executor.recipe import SERVER_ENV, TOKEN_ENV, PreparedRecipe, prepare_recipe
+from remote_executor.models import ExecutionRequest, Status, TaskResult
+from remote_executor.recipe import TOKEN_ENV, PreparedRecipe, prepare_recipe
 from remote_executor.report import compose_report
-from remote_executor.runner import ProcessRun, RunOutcome, RunSpec
-from remote_executor.secrets import (
-    Redactor,
-    Resolved,
-    SecretSources,
-    find_references,
-    variable_name,
-)
+from remote_executor.runner import ProcessRun, RunOutcome
+from remote_executor.runrecord import RunRecord
+from remote_executor.secrets import Resolved, variable_name
+from remote_executor.secrets.references import find_references
+from remote_executor.workspace import TaskWorkspace
 
-
-@dataclass(frozen=True)
-class TaskContext:
-    """What every task of one executor shares."""
-
-    datahub_command: tuple[str, ...]
-    work_dir: Path
-    base_env: dict[str, str]
-    secrets: SecretSources
-    redactor: Redactor
-    handoff: Handoff
-    gms_url: str | None
-    token: str | None
-    # Used when the recipe has no sink and there is no GMS (``executor exec``): a file
-    # in the task directory, so the user sees what would have been ingested.
-    file_sink_when_no_gms: bool = False
-    report_max_chars: int = 800_000
-    worker_id: str = "local"
-    kill_grace_seconds: float = 10.0
-    timeout_seconds: float = 86_400.0
-    memory_limit_mb: int | None = None
-
-
-class StopKind(enum.Enum):
-    """Why a task was stopped early, which decides its status."""
-
-    TIMEOUT = "timeout"
-    CANCELLED = "cancelled"
-    LEASE_LOST = "lease lost"
-    SHUTDOWN = "shutdown"
-
-    @property
-    def status(self) -> Status:
-        """The terminal status of a task stopped this way (SHUTDOWN is released, not final)."""
-        if self is StopKind.TIMEOUT:
-            return Status.TIMEOUT
-        return Status.CANCELLED if self is StopKind.CANCELLED else Status.FAILURE
-
-    @property
-    def title(self) -> str:
-        """How the report's status line starts."""
-        return {StopKind.TIMEOUT: "Timed out", StopKind.CANCELLED: "Cancelled"}.get(self, "Stopped")
+log = structlog.get_logger("remote_executor.task")
 
 
 def _now_ms() -> int:
@@ -81,15 +37,20 @@ def _now_ms() -> int:
 
 
 class Task:
-    """Runs one request; ``run`` returns its result, ``stop`` ends it early."""
+    """Runs one request; ``run`` returns its result, ``stop`` ends it early.
 
-    def __init__(self, request: ExecutionRequest, ctx: TaskContext) -> None:
+    ``record`` is the run this task is (attempt, worker instance, heartbeat) when a
+    worker runs it; ``executor exec`` has none.
+    """
+
+    def __init__(
+        self, request: ExecutionRequest, ctx: TaskContext, record: RunRecord | None = None
+    ) -> None:
         self.request = request
         self._ctx = ctx
-        safe_id = "".join(c if c.isalnum() or c in "-_." else "_" for c in request.request_id)
-        self.dir = ctx.work_dir / safe_id
-        self.log_path = self.dir / "ingestion.log"
-        self.report_path = self.dir / "report.json"
+        self.record = record
+        attempt = record.attempt if record else 1
+        self.workspace = TaskWorkspace(ctx.work_dir, request.request_id, attempt)
         self.tail = LogTail(ctx.report_max_chars)
         self.start_ms = _now_ms()
         self._notes: list[str] = []
@@ -97,32 +58,81 @@ class Task:
         self._process: ProcessRun | None = None
         self._stop: tuple[StopKind, str] | None = None
         self.secret_seconds: float | None = None
+        self.leftovers_killed = 0
+
+    @property
+    def identity(self) -> str:
+        """Request urn plus run number: what keys this run everywhere."""
+        return f"{self.request.urn}#{self.record.attempt if self.record else 1}"
+
+    @property
+    def dir(self) -> Path:
+        """The task's directory."""
+        return self.workspace.dir
+
+    @property
+    def log_path(self) -> Path:
+        """The full, redacted log."""
+        return self.workspace.log_path
+
+    @property
+    def report_path(self) -> Path:
+        """Where the CLI writes its structured report."""
+        return self.workspace.report_path
+
+    @property
+    def metadata_path(self) -> Path:
+        """Where the file sink of ``executor exec`` writes the metadata."""
+        return self.workspace.metadata_path
 
     @property
     def timeout_seconds(self) -> float:
-        """This task's limit: the request's own, or the executor's."""
-        return self.request.timeout_seconds or self._ctx.timeout_seconds
+        """This task's limit: the request's own (within the cap), or the executor's."""
+        requested = self.request.timeout_seconds
+        if requested:
+            return min(requested, self._ctx.max_timeout_seconds)
+        return self._ctx.timeout_seconds
 
     def run(self) -> TaskResult:
-        """Prepare, resolve, run, and say how it ended."""
-        self._reset_dir()
+        """Prepare, resolve, run, and say how it ended; never raises."""
+        try:
+            self.workspace.reset()
+            return self._run()
+        except Exception as exc:  # every failure is a result, on the first attempt
+            log.exception("task failed unexpectedly", request_urn=self.request.urn)
+            return self._failure(f"unexpected error in the executor: {type(exc).__name__}: {exc}")
+        finally:
+            self._close_workspace()
+
+    def _run(self) -> TaskResult:
         try:
             prepared = prepare_recipe(self.request, self._default_sink())
-            secrets = self._resolve_secrets()
+            runspec.check_extra_env(self.request.extra_env_vars, self._ctx.reserved)
+            needs_token = runspec.check_recipe(
+                prepared.text, self.request.recipe, self._ctx.reserved
+            )
+            secrets = self._resolve_secrets(needs_token)
         except RecipeError as exc:
-            return self._failure(f"Bad recipe: {exc}")
+            return self._failure(f"Recipe error: {exc}")
         except SecretError as exc:
             return self._failure(f"Secret not resolved: {exc}. The subprocess was not started.")
         self._notes.extend(prepared.notes)
         self._note_cli_version()
+        self._note_timeout_cap()
         try:
-            outcome = self._execute(prepared, secrets)
+            outcome = self._execute(prepared, secrets, needs_token)
         except RunnerError as exc:
             return self._failure(
                 f"{exc}. Install acryl-datahub in the worker's environment or set "
                 "EXECUTOR_DATAHUB_COMMAND."
             )
         return self._result(outcome)
+
+    def _close_workspace(self) -> None:
+        try:
+            self.workspace.finish()
+        except OSError as exc:
+            log.warning("could not tidy the task directory", dir=str(self.dir), error=str(exc))
 
     def stop(self, kind: StopKind, reason: str) -> None:
         """Stop the subprocess if it runs (blocks up to the kill grace); the first reason wins.
@@ -147,18 +157,13 @@ class Task:
         return self._compose(Status.RUNNING, lines or ["Running."], structured=None)
 
     def shortened(self, result: TaskResult, why: str) -> TaskResult:
-        """The result with only its status line, ``why`` and where the log is: for a GMS that
-        refused the full one."""
-        lines = result.report.splitlines()[:2]
+        """The result with only its status lines, ``why`` and where the log is: for a GMS
+        that refused the full one."""
+        lines = result.report.splitlines()[: 3 if self.record else 2]
         note = f"{why}. The full log and report are on the worker: {self.dir}"
         return result.model_copy(
             update={"report": "\n".join([*lines, note]), "structured_report": None}
         )
-
-    @property
-    def metadata_path(self) -> Path:
-        """Where the file sink of ``executor exec`` writes the metadata."""
-        return self.dir / "metadata.json"
 
     def _default_sink(self) -> dict[str, Any] | None:
         if self._ctx.gms_url:
@@ -170,15 +175,9 @@ class Task:
             return {"type": "file", "config": {"filename": str(self.metadata_path)}}
         return None
 
-    def _reset_dir(self) -> None:
-        # A redelivered request starts clean: an old log would mislead.
-        shutil.rmtree(self.dir, ignore_errors=True)
-        (self.dir / "tmp").mkdir(parents=True)
-        self.log_path.touch()
-
-    def _resolve_secrets(self) -> Resolved:
+    def _resolve_secrets(self, needs_token: bool) -> Resolved:
         required, optional = find_references(self.request.recipe)
-        provided = {*self.request.extra_env_vars, *self._ctx.base_env, TOKEN_ENV, SERVER_ENV}
+        provided = runspec.provided_names(self.request.extra_env_vars, needs_token)
         started = time.monotonic()
         resolved = self._ctx.secrets.resolve(required - provided, optional - provided)
         self.secret_seconds = time.monotonic() - started
@@ -198,51 +197,55 @@ class Task:
                 "packages at run time; add them to the image."
             )
 
-    def _environment(self, values: dict[str, str]) -> dict[str, str]:
-        env = {
-            **self._ctx.base_env,
-            "TMPDIR": str(self.dir / "tmp"),
-            "PYTHONUNBUFFERED": "1",
-            "DATAHUB_ENABLE_SECRET_MASKING": "true",
-        }
-        if self._ctx.gms_url:
-            env[SERVER_ENV] = self._ctx.gms_url
-        return {**env, **self.request.extra_env_vars, **values}
+    def _note_timeout_cap(self) -> None:
+        requested = self.request.timeout_seconds
+        if requested and requested > self._ctx.max_timeout_seconds:
+            self._notes.append(
+                f"args.timeout_seconds asked for {requested:g} s; limited to "
+                f"{self._ctx.max_timeout_seconds:g} s, the longest SQS lets a task hold its "
+                "message (12 h after receipt, less one lease)."
+            )
 
-    def _handed_over(self, resolved: Resolved) -> dict[str, str]:
+    def _handed_over(self, resolved: Resolved, needs_token: bool) -> dict[str, str]:
         # Keyed by the variable the recipe reads; the token only for the sink's ${...}.
         values = {variable_name(name): value for name, value in resolved.values.items()}
-        if self._ctx.token:
+        if needs_token and self._ctx.token:
             values[TOKEN_ENV] = self._ctx.token
         return values
 
-    def _argv(self, config_argument: str) -> list[str]:
-        argv = list(self._ctx.datahub_command)
-        if self.request.debug_mode:
-            argv.append("--debug")
-        # --report-to <file> alone keeps the CLI's default datahub reporter off; adding
-        # --no-default-report would also drop the file report (CLI 1.x sets report_to=None).
-        argv += ["ingest", "run", "-c", config_argument, "--report-to", str(self.report_path)]
-        if self.request.task is TaskKind.TEST_CONNECTION:
-            argv.append("--test-source-connection")
-        return argv
-
-    def _execute(self, prepared: PreparedRecipe, resolved: Resolved) -> RunOutcome:
+    def _execute(
+        self, prepared: PreparedRecipe, resolved: Resolved, needs_token: bool
+    ) -> RunOutcome:
         # The recipe on disk keeps its placeholders: it shows what ran, never a value.
-        recipe_path = self.dir / "recipe.yml"
-        recipe_path.write_text(prepared.text, encoding="utf-8")
+        self.workspace.recipe_path.write_text(prepared.text, encoding="utf-8")
         delivery = self._ctx.handoff.deliver(
-            prepared.text, recipe_path, self._handed_over(resolved)
+            prepared.text, self.workspace.recipe_path, self._handed_over(resolved, needs_token)
         )
         if resolved.values:
             self._notes.append(f"Secrets {resolved.describe()}, handed over {delivery.how}.")
-        spec = RunSpec(
-            self._argv(delivery.config_argument),
-            self._environment(delivery.env),
-            self.dir,
-            self.log_path,
+        invocation = runspec.Invocation(
+            self._ctx.datahub_command,
+            self.request.task,
+            self.request.debug_mode,
+            delivery.config_argument,
+            self.report_path,
+        )
+        env = runspec.environment(
+            self._ctx.base_env,
+            self.request.extra_env_vars,
+            runspec.own_variables(self.workspace.tmp_dir, self._ctx.gms_url),
+            delivery.env,
+        )
+        log_max = self._ctx.log_max_mb
+        spec = runspec.run_spec(
+            invocation,
+            env,
+            cwd=self.dir,
+            log_path=self.log_path,
             stdin=delivery.stdin,
             memory_limit_mb=self._ctx.memory_limit_mb,
+            identity=self.identity,
+            log_max_bytes=log_max * 1024 * 1024 if log_max else None,
         )
         with self._lock:
             if self._stop is not None:
@@ -260,19 +263,11 @@ class Task:
         timer.daemon = True
         timer.start()
         try:
-            return process.wait()
+            outcome = process.wait()
         finally:
             timer.cancel()
-
-    def _structured_report(self) -> str | None:
-        try:
-            raw = self.report_path.read_text(encoding="utf-8")
-            json.loads(raw)
-        except (OSError, ValueError):
-            return None
-        redacted = self._ctx.redactor.redact(raw)
-        self.report_path.write_text(redacted, encoding="utf-8")
-        return redacted
+        self.leftovers_killed = outcome.leftovers_killed
+        return outcome
 
     def _result(self, outcome: RunOutcome) -> TaskResult:
         stopped = self.stopped
@@ -281,7 +276,7 @@ class Task:
             return self._compose(
                 status, [f"Not started: {outcome.stopped_because}."], None, duration=True
             )
-        structured = self._structured_report()
+        structured = self.workspace.structured_report(self._ctx.redactor)
         if stopped is not None:
             status = stopped[0].status
             lines = [f"{stopped[0].title}: {outcome.describe()}."]
@@ -306,8 +301,11 @@ class Task:
             *self._notes,
             f"Full log on the worker: {self.log_path}",
         ]
+        redacted = [self._ctx.redactor.redact(line) for line in header]
+        if self.record is not None:  # the executor's own line, read back by runrecord
+            redacted.insert(1, self.record.line())
         composed = compose_report(
-            [self._ctx.redactor.redact(line) for line in header],
+            redacted,
             self.tail.text(),
             structured,
             self._ctx.report_max_chars,
@@ -320,3 +318,6 @@ class Task:
             duration_ms=_now_ms() - self.start_ms if duration else None,
             task=self.request.task,
         )
+
+
+__all__ = ["StopKind", "Task", "TaskContext"]

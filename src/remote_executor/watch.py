@@ -1,4 +1,4 @@
-"""Threads that watch running tasks: progress reports, and KILL signals from GMS.
+"""The thread that watches running tasks for KILL signals from GMS.
 
 The cancel watcher is one thread for all running tasks. Each round reads the
 signal of every running task, spread evenly over the poll interval, so GMS
@@ -17,6 +17,8 @@ import structlog
 
 from remote_executor.errors import GmsAuthError, GmsError
 from remote_executor.gms import Reporter
+from remote_executor.health import Metrics
+from remote_executor.loops import Loop
 from remote_executor.task import Task
 
 log = structlog.get_logger("remote_executor.watch")
@@ -38,37 +40,6 @@ def describe_kill(signal_value: dict[str, Any]) -> str | None:
     return f"KILL signal from {actor} at {when}"
 
 
-class ProgressUpdater:
-    """Reports RUNNING with the log tail while the log grows; stopped before the final write."""
-
-    def __init__(self, task: Task, reporter: Reporter, interval_seconds: float) -> None:
-        self._task = task
-        self._reporter = reporter
-        self._interval = interval_seconds
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="progress", daemon=True)
-
-    def __enter__(self) -> ProgressUpdater:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        # Joining waits out a report in flight, so no RUNNING can land after the end.
-        self._stop.set()
-        self._thread.join()
-
-    def _loop(self) -> None:
-        seen = self._task.tail.version
-        while not self._stop.wait(self._interval):
-            if self._task.tail.version == seen:
-                continue
-            seen = self._task.tail.version
-            try:
-                self._reporter.report(self._task.request.urn, self._task.progress())
-            except GmsError as exc:
-                log.warning("progress report failed", error=str(exc))
-
-
 class CancelWatcher:
     """Polls the signal aspect of running tasks and calls ``on_kill`` for a KILL."""
 
@@ -78,50 +49,55 @@ class CancelWatcher:
         interval_seconds: float,
         on_kill: Callable[[Task, str], None],
         on_auth_error: Callable[[GmsAuthError], None],
+        metrics: Metrics | None = None,
     ) -> None:
         self._reporter = reporter
         self._interval = interval_seconds
         self._on_kill = on_kill
         self._on_auth_error = on_auth_error
+        self._metrics = metrics or Metrics()
         self._tasks: dict[str, Task] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="cancel-watcher", daemon=True)
+        self.loop = Loop(
+            "cancel-watcher",
+            self.poll_round,
+            0.0,
+            on_error=lambda name, _: self._metrics.loop_errors.labels(name).inc(),
+        )
 
     def start(self) -> CancelWatcher:
         """Start polling."""
-        self._thread.start()
+        self.loop.start()
         return self
 
     def stop(self) -> None:
         """Stop polling."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
+        self.loop.stop()
 
     def watch(self, task: Task) -> None:
         """Poll this task's signal until ``forget``."""
         with self._lock:
-            self._tasks[task.request.urn] = task
+            self._tasks[task.identity] = task
 
     def forget(self, task: Task) -> None:
         """Stop polling this task's signal."""
         with self._lock:
-            self._tasks.pop(task.request.urn, None)
+            self._tasks.pop(task.identity, None)
 
     def poll_round(self) -> None:
         """Read every watched task's signal once, spread over one interval."""
         with self._lock:
             tasks = list(self._tasks.values())
+        stopping = self.loop.stopping
         if not tasks:
-            self._stop.wait(self._interval)
+            stopping.wait(self._interval)
             return
         gap = self._interval / len(tasks)
         for task in tasks:
-            if self._stop.wait(gap):
+            if stopping.wait(gap):
                 return
             with self._lock:
-                if task.request.urn not in self._tasks:
+                if task.identity not in self._tasks:
                     continue  # ended while we waited
             self.check(task)
 
@@ -130,9 +106,11 @@ class CancelWatcher:
         try:
             value = self._reporter.read_signal(task.request.urn)
         except GmsAuthError as exc:
+            self._metrics.cancel_poll_failures.inc()
             self._on_auth_error(exc)
             return
         except GmsError as exc:
+            self._metrics.cancel_poll_failures.inc()
             log.warning(
                 "cannot read the cancel signal", request_urn=task.request.urn, error=str(exc)
             )
@@ -141,7 +119,3 @@ class CancelWatcher:
         if reason is not None:
             self.forget(task)
             self._on_kill(task, reason)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self.poll_round()

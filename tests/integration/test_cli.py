@@ -87,7 +87,7 @@ def test_exec_bad_recipe_and_missing_secret(cli_env, tmp_path: Path):
     missing_run = executor("exec", str(missing), env=cli_env)
 
     assert bad_run.returncode == 1
-    assert "Failed: Bad recipe: recipe has no 'source' section" in bad_run.stdout
+    assert "Failed: Recipe error: recipe has no 'source' section" in bad_run.stdout
     assert missing_run.returncode == 1
     assert (
         "Failed: Secret not resolved: secret ${PG_PASSWORD} referenced by the recipe was found "

@@ -142,9 +142,9 @@ def test_bad_inputs_fail_clearly_and_the_worker_keeps_running(start_worker, demo
         "'EXECUTOR_SQS_TRUNCATED'",
         urn_task: "Rejected the execution request message: unknown task 'RUN_MONITOR': "
         "this executor runs RUN_INGEST and TEST_CONNECTION",
-        bad_yaml: "Failed: Bad recipe: recipe is not valid YAML or JSON at line 3, column 1: "
+        bad_yaml: "Failed: Recipe error: recipe is not valid YAML or JSON at line 3, column 1: "
         "expected ',' or ']', but got '<stream end>'",
-        no_source: "Failed: Bad recipe: recipe has no 'source' section: add source.type and "
+        no_source: "Failed: Recipe error: recipe has no 'source' section: add source.type and "
         "source.config",
         missing: "Failed: Secret not resolved: secret ${NOT_CONFIGURED_SECRET} referenced by "
         "the recipe was found in no source (aws: not in EXECUTOR_SECRETS, and "

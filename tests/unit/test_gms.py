@@ -16,12 +16,23 @@ from remote_executor.errors import (
     GmsUnavailableError,
     NotGmsError,
 )
-from remote_executor.gms import GmsClient, MemoryReporter
+from remote_executor.gms import GmsClient, MemoryReporter, RequestState
 from remote_executor.models import Status, TaskResult
 from remote_executor.sandbox.gms import GmsStandIn
 
 TOKEN = "gms-token-for-tests"
 URN = "urn:li:dataHubExecutionRequest:gms-1"
+QUOTED_URN = "urn%3Ali%3AdataHubExecutionRequest%3Agms-1"
+STATE_PATH = (
+    f"/gms/entitiesV2/{QUOTED_URN}"
+    "?aspects=List(dataHubExecutionRequestResult,dataHubExecutionRequestSignal)"
+)
+SIGNAL_ASPECT = "dataHubExecutionRequestSignal"
+KILL = {
+    "signal": "KILL",
+    "executorId": "remote",
+    "createdAt": {"time": 1700000000000, "actor": "urn:li:corpuser:datahub"},
+}
 RUNNING = TaskResult(status=Status.RUNNING, report="Running.", start_time_ms=1700000000000)
 SUCCESS = TaskResult(
     status=Status.SUCCESS,
@@ -54,7 +65,7 @@ class Scripted(BaseHTTPRequestHandler):
         status, content_type, body = (
             Scripted.answers.pop(0) if len(Scripted.answers) > 1 else Scripted.answers[0]
         )
-        data = body.encode()
+        data = body.encode("utf-8", "surrogateescape")  # lone surrogates: bytes not text
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
@@ -227,3 +238,188 @@ def test_memory_reporter_keeps_history_and_fails_on_demand() -> None:
     with pytest.raises(GmsUnavailableError):
         reporter.report(URN, RUNNING)
     assert reporter.statuses(URN) == ["RUNNING", "SUCCESS"]
+
+
+# Replies no GMS sends: a proxy's page, a truncated body, another service's JSON.
+NO_ASPECT = "JSON without one aspect in an 'aspect' object"
+NO_ASPECTS = "JSON without an 'aspects' object"
+GARBAGE_ASPECT_REPLIES = [
+    pytest.param("text/plain", "upstream connect error", "a body that is not JSON", id="text"),
+    pytest.param(
+        "application/json", '{"aspect": {"com.linkedin', "a body that is not JSON", id="truncated"
+    ),
+    pytest.param("application/json", "[1, 2]", "JSON that is not an object", id="list"),
+    pytest.param("application/json", '{"status": "ok"}', NO_ASPECT, id="no-aspect"),
+    pytest.param("application/json", '{"aspect": "x"}', NO_ASPECT, id="aspect-str"),
+    pytest.param("application/json", '{"aspect": {}}', NO_ASPECT, id="aspect-empty"),
+    pytest.param(
+        "application/json",
+        '{"aspect": {"com.x.Result": [1]}}',
+        "an aspect value that is not a JSON object",
+        id="value",
+    ),
+]
+
+
+@pytest.mark.parametrize(("content_type", "body", "what"), GARBAGE_ASPECT_REPLIES)
+def test_a_200_that_is_not_an_aspect_is_unavailable(
+    scripted: str, content_type: str, body: str, what: str
+) -> None:
+    Scripted.answers = [(200, content_type, body)]
+
+    with pytest.raises(GmsUnavailableError) as caught:
+        GmsClient(scripted, TOKEN, retry_seconds=30).read_result(URN)
+
+    path = f"/aspects/{QUOTED_URN}?aspect=dataHubExecutionRequestResult&version=0"
+    assert str(caught.value) == (
+        f"GMS answered 200 ({content_type}) for GET {scripted}{path} with {what}: {body!r}"
+    )
+    assert len(Scripted.seen) == 1  # not retried: the same answer would come back
+
+
+GARBAGE_STATE_REPLIES = [
+    pytest.param("<html>", "a body that is not JSON", id="not-json"),
+    pytest.param('"aspects"', "JSON that is not an object", id="string"),
+    pytest.param('{"urn": "x"}', NO_ASPECTS, id="no-aspects"),
+    pytest.param('{"aspects": []}', NO_ASPECTS, id="aspects-list"),
+    pytest.param(
+        '{"aspects": {"dataHubExecutionRequestResult": "RUNNING"}}',
+        "dataHubExecutionRequestResult without a JSON object as its value",
+        id="envelope",
+    ),
+    pytest.param(
+        '{"aspects": {"dataHubExecutionRequestSignal": {"value": "KILL"}}}',
+        "dataHubExecutionRequestSignal without a JSON object as its value",
+        id="value",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "what"), GARBAGE_STATE_REPLIES)
+def test_read_state_of_a_reply_that_is_not_an_entity(scripted: str, body: str, what: str) -> None:
+    Scripted.answers = [(200, "application/json", body)]
+
+    with pytest.raises(GmsUnavailableError) as caught:
+        GmsClient(scripted, TOKEN, retry_seconds=30).read_state(URN)
+
+    assert str(caught.value) == (
+        f"GMS answered 200 (application/json) for GET {scripted.removesuffix('/gms')}"
+        f"{STATE_PATH} with {what}: {body!r}"
+    )
+    assert len(Scripted.seen) == 1
+
+
+def test_the_message_quotes_100_characters_and_never_the_token(scripted: str) -> None:
+    Scripted.answers = [(200, "", "x" * 5000)]
+
+    with pytest.raises(GmsUnavailableError) as caught:
+        GmsClient(scripted, TOKEN, retry_seconds=1).read_input(URN)
+
+    message = str(caught.value)
+    assert message.endswith(
+        f"(no Content-Type) for GET {scripted}/aspects/{QUOTED_URN}"
+        f"?aspect=dataHubExecutionRequestInput&version=0"
+        f" with a body that is not JSON: {'x' * 100!r}"
+    )
+    assert TOKEN not in message
+
+
+def test_bytes_that_are_not_text_are_unavailable_too(scripted: str) -> None:
+    Scripted.answers = [(200, "application/json", "\udcff\udcfe{")]
+
+    with pytest.raises(GmsUnavailableError, match=r"with a body that is not JSON: "):
+        GmsClient(scripted, TOKEN, retry_seconds=1).read_signal(URN)
+
+
+def test_read_state_is_one_get_of_entities_v2(scripted: str) -> None:
+    entity = {
+        "entityName": "dataHubExecutionRequest",
+        "urn": URN,
+        "aspects": {
+            "dataHubExecutionRequestKey": {"name": "dataHubExecutionRequestKey", "value": {}},
+            SIGNAL_ASPECT: {"name": SIGNAL_ASPECT, "type": "VERSIONED", "value": KILL},
+        },
+    }
+    Scripted.answers = [(200, "application/json", json.dumps(entity))]
+
+    state = GmsClient(scripted, TOKEN, retry_seconds=1).read_state(URN)
+
+    assert state == RequestState(result=None, signal=KILL)
+    [(method, path, headers)] = Scripted.seen
+    assert (method, path) == ("GET", STATE_PATH)
+    assert headers["X-RestLi-Protocol-Version"] == "2.0.0"  # List(...) is Rest.li 2.0 syntax
+    assert headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+def test_read_state_404_means_no_entities_v2_endpoint(scripted: str) -> None:
+    Scripted.answers = [(404, "application/json", '{"status": 404}')]
+
+    with pytest.raises(GmsRejectedError) as caught:
+        GmsClient(scripted, TOKEN, retry_seconds=30).read_state(URN)
+
+    assert caught.value.status_code == 404
+    assert "this GMS has no /entitiesV2 endpoint" in str(caught.value)
+    assert len(Scripted.seen) == 1
+
+
+@pytest.mark.parametrize(
+    ("with_result", "with_signal"),
+    [(False, False), (True, False), (False, True), (True, True)],
+    ids=["none", "result", "signal", "both"],
+)
+def test_read_state_against_the_stand_in(
+    gms: GmsStandIn, with_result: bool, with_signal: bool
+) -> None:
+    urn = f"urn:li:dataHubExecutionRequest:state-{with_result:d}{with_signal:d}"
+    client = GmsClient(gms.url, TOKEN, retry_seconds=1)
+    if with_result:
+        client.report(urn, RUNNING)
+    if with_signal:
+        gms.put_aspect(urn, SIGNAL_ASPECT, KILL)
+    calls_before = len(gms.served)
+
+    state = client.read_state(urn)
+
+    assert state.result == (RUNNING.to_aspect() if with_result else None)
+    assert state.signal == (KILL if with_signal else None)
+    assert state == RequestState(client.read_result(urn), client.read_signal(urn))
+    assert len(gms.served) == calls_before + 3  # one for read_state, two to compare
+    assert gms.rejected == []
+
+
+def test_read_state_of_a_request_gms_never_heard_of(gms: GmsStandIn) -> None:
+    client = GmsClient(gms.url, TOKEN, retry_seconds=1)
+    calls_before = len(gms.served)
+
+    state = client.read_state("urn:li:dataHubExecutionRequest:never-written")
+
+    assert state == RequestState(result=None, signal=None)
+    [call] = gms.served[calls_before:]
+    assert (call.method, call.path) == (
+        "GET",
+        "/gms/entitiesV2/urn%3Ali%3AdataHubExecutionRequest%3Anever-written",
+    )
+
+
+def test_read_state_needs_the_token(gms: GmsStandIn) -> None:
+    with pytest.raises(GmsAuthError) as caught:
+        GmsClient(gms.url, None, retry_seconds=1).read_state(URN)
+
+    assert caught.value.status_code == 401
+
+
+def test_memory_reporter_read_state_goes_through_the_single_reads() -> None:
+    reporter = MemoryReporter()
+    assert reporter.read_state(URN) == RequestState(None, None)
+
+    reporter.report(URN, RUNNING)
+    reporter.signals[URN] = KILL
+
+    assert reporter.read_state(URN) == RequestState(json.loads(RUNNING.to_json()), KILL)
+
+    class Unreadable(MemoryReporter):
+        def read_signal(self, urn: str) -> dict[str, Any] | None:
+            raise GmsUnavailableError("down")
+
+    with pytest.raises(GmsUnavailableError):
+        Unreadable().read_state(URN)

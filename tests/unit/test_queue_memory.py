@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from remote_executor.errors import LeaseLostError
-from remote_executor.queue import MemoryQueue
+from remote_executor.errors import LeaseLostError, QueueError
+from remote_executor.queue import Lease, MemoryQueue
 
 
 def test_send_then_receive_hands_out_a_lease() -> None:
@@ -134,3 +134,41 @@ def test_attributes_count_messages() -> None:
 
     assert queue.attributes() == {"ApproximateNumberOfMessages": "2"}
     assert queue.url == "memory://q"
+
+
+def test_extend_many_extends_what_it_can_and_names_the_leases_it_lost() -> None:
+    queue = MemoryQueue()
+    for body in ("kept", "deleted", "stale"):
+        queue.send(body)
+    kept, deleted, stale = queue.receive(10, 0, 30)
+    queue.delete(deleted)
+    queue.release(stale)
+    queue.receive(10, 0, 30)  # "stale" is someone else's now
+    queue.release(kept)  # visible again, until the extension
+
+    failures = queue.extend_many([kept, deleted, stale], 60)
+
+    assert {key: str(error) for key, error in failures.items()} == {
+        lease.message_id: f"lease of message {lease.message_id} lost: receipt is stale"
+        for lease in (deleted, stale)
+    }
+    assert all(isinstance(error, LeaseLostError) for error in failures.values())
+    assert queue.visible_count() == 0  # "kept" extended
+    assert queue.extend_batches == [[kept.message_id, deleted.message_id, stale.message_id]]
+    assert queue.extend_many([], 60) == {}
+    assert len(queue.extend_batches) == 1  # no leases, no call
+
+
+def test_extend_many_goes_through_extend_so_a_refusing_queue_fails_batches_too() -> None:
+    class RefusingQueue(MemoryQueue):
+        def extend(self, lease: Lease, lease_seconds: int) -> None:
+            raise QueueError("visibility change failed: AccessDenied")
+
+    queue = RefusingQueue()
+    queue.send("hello")
+    [lease] = queue.receive(10, 0, 30)
+
+    failures = queue.extend_many([lease], 60)
+
+    assert type(failures[lease.message_id]) is QueueError
+    assert str(failures[lease.message_id]) == "visibility change failed: AccessDenied"

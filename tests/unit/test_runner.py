@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from remote_executor.capture import READ_BYTES, LogTail, widen_pipe
+from remote_executor.capture import READ_BYTES, LogFile, LogTail, widen_pipe
 from remote_executor.errors import RunnerError
+from remote_executor.processes import kill_leftovers
 from remote_executor.runner import (
     ProcessRun,
     RunOutcome,
@@ -31,6 +32,26 @@ from tests.processes import alive
 SECRET = "hunter2-secret-value"
 ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONUNBUFFERED": "1"}
 GRANDCHILD_PID = re.compile(r"grandchild (\d+)")
+DAEMON_PID = re.compile(r"daemon (\d+)")
+# A daemon as a source might leave one: fork, setsid, fork again; it keeps the task's
+# stdout open and sleeps. The child prints its pid once it exists, then exits 0.
+DAEMON = """
+import os, time
+read_end, write_end = os.pipe()
+first = os.fork()
+if first == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.write(write_end, str(os.getpid()).encode())
+        time.sleep(300)
+    os._exit(0)
+os.close(write_end)
+os.waitpid(first, 0)
+print(f"daemon {os.read(read_end, 32).decode()}", flush=True)
+"""
+LEFT_OUT = re.compile(
+    r"~~~~ remote-executor: (\d+) bytes of output left out here \(EXECUTOR_TASK_LOG_MAX_MB\) ~~~~\n"
+)
 # A grandchild that ignores SIGTERM, as a badly behaved helper process might.
 STUBBORN = (
     "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
@@ -41,25 +62,36 @@ STUBBORN = (
 @pytest.fixture
 def start(tmp_path: Path) -> Iterator[Callable[..., ProcessRun]]:
     """Start ``python -c code`` in tmp_path; every group started is killed at the end."""
-    runs: list[ProcessRun] = []
+    runs: list[tuple[ProcessRun, str | None]] = []
 
     def start_code(
-        code: str, redactor: Redactor | None = None, tail_chars: int = 100_000
+        code: str,
+        redactor: Redactor | None = None,
+        tail_chars: int = 100_000,
+        output_deadline_seconds: float = 30.0,
+        **spec_fields: object,
     ) -> ProcessRun:
         spec = RunSpec(
             argv=[sys.executable, "-c", textwrap.dedent(code)],
             env=dict(ENV),
             cwd=tmp_path,
             log_path=tmp_path / "ingestion.log",
+            **spec_fields,
         )
-        run = ProcessRun(spec, redactor or Redactor(), LogTail(tail_chars))
-        runs.append(run)
+        run = ProcessRun(
+            spec,
+            redactor or Redactor(),
+            LogTail(tail_chars),
+            output_deadline_seconds=output_deadline_seconds,
+        )
+        runs.append((run, spec.identity))
         return run
 
     yield start_code
-    for run in runs:  # leave nothing behind, whatever the test did
+    for run, identity in runs:  # leave nothing behind, whatever the test did
         with contextlib.suppress(ProcessLookupError):
             os.killpg(run.pid, signal.SIGKILL)
+        kill_leftovers(identity, run.pid)
 
 
 def grandchild_pid(run: ProcessRun, wait_for: Callable[..., bool]) -> int:
@@ -74,6 +106,21 @@ def wait_in_thread(run: ProcessRun) -> tuple[threading.Thread, list[RunOutcome]]
     thread = threading.Thread(target=lambda: outcomes.append(run.wait()), daemon=True)
     thread.start()
     return thread, outcomes
+
+
+def wait_bounded(run: ProcessRun) -> RunOutcome:
+    """``run.wait()``, failing the test instead of hanging it."""
+    thread, outcomes = wait_in_thread(run)
+    thread.join(timeout=60)
+    assert outcomes, "wait() did not return: the task hangs"
+    return outcomes[0]
+
+
+def daemon_pid(run: ProcessRun, wait_for: Callable[..., bool]) -> int:
+    assert wait_for(lambda: DAEMON_PID.search(run.tail.text()))
+    match = DAEMON_PID.search(run.tail.text())
+    assert match is not None
+    return int(match.group(1))
 
 
 def test_output_lands_in_log_and_tail_redacted(
@@ -462,3 +509,206 @@ def test_child_dies_with_the_worker(tmp_path: Path, wait_for: Callable[..., bool
     worker.wait()
 
     assert wait_for(lambda: not group_has_live_members(child), timeout_seconds=10)
+
+
+def test_the_child_carries_the_task_identity_and_nothing_overrides_it(
+    start: Callable[..., ProcessRun],
+) -> None:
+    spec = RunSpec(["x"], {"EXECUTOR_TASK_ID": "forged", "A": "1"}, Path(), Path(), identity="t-1")
+    assert spec.child_environment() == {"EXECUTOR_TASK_ID": "t-1", "A": "1"}
+    assert RunSpec(["x"], {"A": "1"}, Path(), Path()).child_environment() == {"A": "1"}
+
+    run = start("import os; print(os.environ.get('EXECUTOR_TASK_ID'))", identity="t-1")
+    run.wait()
+
+    assert run.tail.text() == "t-1\n"
+
+
+def test_a_daemon_left_behind_is_killed_and_wait_returns(
+    start: Callable[..., ProcessRun], wait_for: Callable[..., bool]
+) -> None:
+    # It left the task's session; only the identity in its environment finds it.
+    run = start(DAEMON, identity="urn:li:task-1/attempt-1")
+    pid = daemon_pid(run, wait_for)
+    assert alive(pid)
+
+    outcome = wait_bounded(run)
+
+    assert not alive(pid)
+    assert (outcome.exit_code, outcome.leftovers_killed, outcome.output_abandoned) == (0, 1, False)
+    assert outcome.succeeded
+    assert re.fullmatch(
+        r"datahub exited with code 0 after \d+\.\d s; killed 1 process left behind by the task",
+        outcome.describe(),
+    )
+
+
+def test_a_daemon_that_scrubbed_its_environment_is_found_by_its_session(
+    start: Callable[..., ProcessRun], wait_for: Callable[..., bool]
+) -> None:
+    # Its own process group, an empty environment, but still the task's session. The
+    # pipe closes at exec: the child prints the pid once the environment is gone.
+    run = start(
+        """
+        import os, sys
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.setpgid(0, 0)
+            os.execve(sys.executable, [sys.executable, "-c", "import time; time.sleep(300)"], {})
+        os.close(write_end)
+        os.read(read_end, 1)
+        print(f"daemon {pid}", flush=True)
+        """,
+        identity="task-2",
+    )
+    pid = daemon_pid(run, wait_for)
+    assert b"EXECUTOR_TASK_ID" not in Path(f"/proc/{pid}/environ").read_bytes()
+    assert os.getpgid(pid) != run.pid
+
+    outcome = wait_bounded(run)
+
+    assert not alive(pid)
+    assert outcome.leftovers_killed == 1
+
+
+def test_processes_left_in_the_group_are_counted(
+    start: Callable[..., ProcessRun], wait_for: Callable[..., bool]
+) -> None:
+    run = start(
+        """
+        import subprocess
+        for _ in range(2):
+            print(f"grandchild {subprocess.Popen(['sleep', '300']).pid}", flush=True)
+        """
+    )
+    assert wait_for(lambda: len(GRANDCHILD_PID.findall(run.tail.text())) == 2)
+    pids = [int(pid) for pid in GRANDCHILD_PID.findall(run.tail.text())]
+
+    outcome = wait_bounded(run)
+
+    assert not any(alive(pid) for pid in pids)
+    assert outcome.leftovers_killed == 2
+    assert outcome.describe().endswith("; killed 2 processes left behind by the task")
+
+
+def test_output_held_open_by_a_process_that_cannot_be_found_is_abandoned(
+    start: Callable[..., ProcessRun], wait_for: Callable[..., bool], tmp_path: Path
+) -> None:
+    # Without an identity, a daemon outside the session cannot be found: wait() stops
+    # reading after the deadline, and what comes later is not written.
+    run = start(DAEMON, output_deadline_seconds=0.5)
+    pid = daemon_pid(run, wait_for)
+    try:
+        outcome = wait_bounded(run)
+
+        assert alive(pid)
+        assert (outcome.exit_code, outcome.leftovers_killed, outcome.output_abandoned) == (
+            0,
+            0,
+            True,
+        )
+        assert re.fullmatch(
+            r"datahub exited with code 0 after \d+\.\d s; "
+            r"output still open after the task ended was not read",
+            outcome.describe(),
+        )
+        with open(f"/proc/{pid}/fd/1", "w") as pipe:  # the daemon's end of the task's pipe
+            pipe.write("late line\n")
+    finally:
+        os.kill(pid, signal.SIGKILL)
+    reader = run._reader  # ends at the pipe's end, now that the daemon is gone
+    assert wait_for(lambda: not reader.is_alive())
+    assert "late line" not in (tmp_path / "ingestion.log").read_text()
+    assert "late line" not in run.tail.text()
+
+
+def test_a_capped_log_keeps_its_head_and_tail_and_says_how_much_it_left_out(
+    start: Callable[..., ProcessRun], wait_for: Callable[..., bool], tmp_path: Path
+) -> None:
+    # 5 MB in 100-byte lines against a cap of 1 MiB; in the middle, the child waits for
+    # the test to look at the files.
+    cap = 1024 * 1024
+    lines = [f"line {n:07d} {'.' * 86}\n" for n in range(50_000)]
+    lines.insert(40_000, "paused\n")
+    output = "".join(lines)
+    run = start(
+        """
+        import os, sys, time
+        line = lambda n: f"line {n:07d} {'.' * 86}\\n"
+        sys.stdout.write("".join(line(n) for n in range(40_000)))
+        print("paused", flush=True)
+        while not os.path.exists("go"):
+            time.sleep(0.01)
+        sys.stdout.write("".join(line(n) for n in range(40_000, 50_000)))
+        """,
+        log_max_bytes=cap,
+    )
+    log_path = tmp_path / "ingestion.log"
+    assert wait_for(lambda: "paused" in run.tail.text())
+    assert log_path.stat().st_size <= cap // 2  # while it runs, the log holds its head
+    for extra in ("ingestion.log.tail", "ingestion.log.tail.prev"):
+        assert (tmp_path / extra).stat().st_size <= cap // 2 + READ_BYTES
+    (tmp_path / "go").touch()
+
+    run.wait()
+
+    log = log_path.read_text()
+    match = LEFT_OUT.search(log)
+    assert match is not None
+    head, tail = log[: match.start()], log[match.end() :]
+    assert output.startswith(head) and head.endswith("\n")
+    assert output.endswith(tail) and output[-len(tail) - 1] == "\n"
+    assert cap // 2 - 100 < len(head) <= cap // 2
+    assert cap // 2 - 100 < len(tail) <= cap // 2
+    assert tail.endswith(lines[-1])
+    assert int(match.group(1)) == len(output) - len(head) - len(tail)
+    assert len(log) <= cap + len(match.group(0))
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["go", "ingestion.log"]
+    assert run.tail.text().endswith(lines[-1])  # the report's tail is not capped by it
+
+
+def test_a_capped_log_that_fits_is_the_whole_output(
+    start: Callable[..., ProcessRun], tmp_path: Path
+) -> None:
+    run = start("print('\\n'.join(str(n) for n in range(1000)))", log_max_bytes=4096)
+
+    run.wait()
+
+    assert (tmp_path / "ingestion.log").read_text() == "".join(f"{n}\n" for n in range(1000))
+
+
+def test_log_file_rotates_its_tail_and_keeps_the_last_lines(tmp_path: Path) -> None:
+    path = tmp_path / "log"
+    path.write_bytes(b"earlier\n")  # counts toward the head
+    log = LogFile(path, max_bytes=100)
+    lines = [f"{n:09d}\n".encode() for n in range(50)]  # 10 bytes each
+
+    for line in lines:
+        log.write(line)
+    log.close()
+    log.write(b"after close\n")
+
+    head = b"earlier\n" + b"".join(lines[:4])  # 8 + 40 bytes of the 50 for the head
+    tail = b"".join(lines[-5:])  # the last 50 bytes
+    assert path.read_bytes() == (
+        head + b"~~~~ remote-executor: 410 bytes of output left out here (EXECUTOR_TASK_LOG_MAX_MB)"
+        b" ~~~~\n" + tail
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log"]
+
+
+def test_log_file_puts_the_marker_on_a_line_of_its_own(tmp_path: Path) -> None:
+    path = tmp_path / "log"
+    log = LogFile(path, max_bytes=20)
+
+    log.write(b"abc")  # a piece cut inside a line: the head does not end with a newline
+    log.write(b"0123456789abcdefghijklmnopqrstuvwxyz")  # no newline within the head's room
+    log.write(b"\nlast\n")
+    log.close()
+
+    assert path.read_bytes() == (
+        b"abc\n"
+        b"~~~~ remote-executor: 37 bytes of output left out here (EXECUTOR_TASK_LOG_MAX_MB) ~~~~\n"
+        b"last\n"
+    )

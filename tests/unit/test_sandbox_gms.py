@@ -22,7 +22,8 @@ from datahub.metadata.schema_classes import (
 )
 from datahub.utilities.server_config_util import RestServiceConfig
 
-from remote_executor.sandbox.gms import GmsStandIn
+from remote_executor.sandbox import Sandbox
+from remote_executor.sandbox.gms import GmsStandIn, ServedRequest
 from remote_executor.sandbox.gms_schema import PayloadError
 
 TOKEN = "s3cr3t-token"
@@ -30,6 +31,8 @@ URN = "urn:li:dataHubExecutionRequest:req-1"
 DATASET = "urn:li:dataset:(urn:li:dataPlatform:sqlite,main.orders,PROD)"
 RESTLI = {"Content-Type": "application/json", "X-RestLi-Protocol-Version": "2.0.0"}
 RESULT = "dataHubExecutionRequestResult"
+SIGNAL = "dataHubExecutionRequestSignal"
+KILL = {"signal": "KILL", "createdAt": {"time": 1, "actor": "urn:li:corpuser:datahub"}}
 RUNNING = '{"status": "RUNNING"}'
 NESTED_EXTRA = (
     '{"status": "RUNNING", "structuredReport": {"type": "CLI_INGEST", "serializedValue": "{}",'
@@ -295,9 +298,9 @@ def test_unknown_aspect_and_unknown_path_are_404(gms: GmsStandIn, http: requests
     assert missing.status_code == 404
     assert "message" in missing.json()
 
-    unknown = http.get(f"{gms.url}/entitiesV2/whatever")
+    unknown = http.get(f"{gms.url}/entitiesV3/whatever")
     assert unknown.status_code == 404
-    assert unknown.json()["message"] == "not found: /gms/entitiesV2/whatever"
+    assert unknown.json()["message"] == "not found: /gms/entitiesV3/whatever"
     assert http.post(f"{gms.url}/aspects?action=delete", data="{}").status_code == 404
     assert gms.rejected == []
 
@@ -382,3 +385,140 @@ def test_stop_and_start_keep_the_port_and_the_state(http: requests.Session) -> N
         assert [r["status"] for r in gms.results(URN)] == ["RUNNING", "SUCCESS"]
     finally:
         gms.stop()
+
+
+def get_entity(
+    http: requests.Session, gms: GmsStandIn, urn: str, aspects: str | None
+) -> requests.Response:
+    url = f"{gms.url}/entitiesV2/{quote(urn, safe='')}"
+    return http.get(url if aspects is None else f"{url}?aspects={aspects}")
+
+
+def values(entity: dict[str, Any]) -> dict[str, Any]:
+    return {name: aspect["value"] for name, aspect in entity["aspects"].items()}
+
+
+def test_entities_v2_of_an_entity_never_written_is_200_with_its_key(
+    gms: GmsStandIn, http: requests.Session
+) -> None:
+    response = get_entity(http, gms, URN, f"List({RESULT},{SIGNAL})")
+
+    assert response.status_code == 200  # GMS makes the key aspect up: never a 404
+    entity = response.json()
+    assert (entity["entityName"], entity["urn"]) == ("dataHubExecutionRequest", URN)
+    [key] = entity["aspects"].values()
+    assert key["name"] == "dataHubExecutionRequestKey"
+    assert key["value"] == {"id": "req-1"}
+    assert (key["type"], key["version"]) == ("VERSIONED", 0)
+    assert key["created"]["actor"] == "urn:li:corpuser:__datahub_system"
+    assert gms.rejected == []
+
+
+def test_entities_v2_serves_only_the_aspects_asked_for(
+    gms: GmsStandIn, http: requests.Session
+) -> None:
+    assert ingest(http, gms, result("RUNNING")).status_code == 200
+    gms.put_aspect(URN, SIGNAL, KILL)
+    key = {"dataHubExecutionRequestKey": {"id": "req-1"}}
+
+    both = get_entity(http, gms, URN, f"List({RESULT},{SIGNAL})").json()
+    result_only = get_entity(http, gms, URN, f"List({RESULT})").json()
+    signal_only = get_entity(http, gms, URN, f"List({SIGNAL},dataHubExecutionRequestInput)")
+    none = get_entity(http, gms, URN, "List()").json()
+    every = get_entity(http, gms, URN, None).json()  # no aspects parameter: all of them
+
+    assert values(both) == {RESULT: {"status": "RUNNING"}, SIGNAL: KILL, **key}
+    assert values(result_only) == {RESULT: {"status": "RUNNING"}, **key}
+    assert values(signal_only.json()) == {SIGNAL: KILL, **key}
+    assert values(none) == key
+    assert values(every) == values(both)
+    written = both["aspects"][RESULT]
+    assert written["name"] == RESULT
+    assert written["created"]["actor"] == "urn:li:corpuser:datahub"
+    assert written["created"]["time"] <= time.time() * 1000
+    assert gms.rejected == []
+
+
+def test_the_datahub_client_reads_entities_v2_as_served(gms: GmsStandIn) -> None:
+    """DataHub's own reader of /entitiesV2 decodes every aspect the stand-in serves."""
+    gms.put_aspect(URN, SIGNAL, KILL)
+    graph = DataHubGraph(DatahubClientConfig(server=gms.url, token=TOKEN))
+
+    aspects = graph.get_entity_semityped(URN, aspects=[RESULT, SIGNAL])
+    raw = graph.get_entity_raw(URN, aspects=[RESULT, SIGNAL])
+
+    assert set(aspects) == {SIGNAL, "dataHubExecutionRequestKey"}
+    signal = aspects[SIGNAL]
+    assert isinstance(signal, ExecutionRequestSignalClass) and signal.signal == "KILL"
+    assert raw["aspects"][SIGNAL]["value"] == KILL
+    assert gms.rejected == []
+
+
+@pytest.mark.parametrize(
+    ("urn", "query", "reason"),
+    [
+        pytest.param(URN, "List(noSuchAspect)", "unknown aspect: 'noSuchAspect'", id="aspect"),
+        pytest.param(URN, RESULT, "given once, as List(<name>,...)", id="syntax"),
+        pytest.param("whatever", f"List({RESULT})", "unknown entity type: ''", id="urn"),
+        pytest.param("urn:li:nothing:1", None, "unknown entity type: 'nothing'", id="entity"),
+    ],
+)
+def test_entities_v2_requests_gms_would_not_understand_are_rejected(
+    gms: GmsStandIn, http: requests.Session, urn: str, query: str | None, reason: str
+) -> None:
+    response = get_entity(http, gms, urn, query)
+
+    assert response.status_code == 400
+    assert reason in response.json()["message"]
+    assert gms.rejected == [response.json()["message"]]
+
+
+def test_entities_v2_list_syntax_needs_restli_2(gms: GmsStandIn, http: requests.Session) -> None:
+    del http.headers["X-RestLi-Protocol-Version"]  # Rest.li 1.0 reads List(a,b) as one name
+
+    response = get_entity(http, gms, URN, f"List({RESULT})")
+
+    assert response.status_code == 400
+    assert gms.rejected == ["X-RestLi-Protocol-Version: 2.0.0 header is required"]
+
+
+def test_every_request_served_is_logged(gms: GmsStandIn, http: requests.Session) -> None:
+    begun = time.time()
+    http.get(f"{gms.url}/config")
+    ingest(http, gms, result("RUNNING"))
+    get_entity(http, gms, URN, f"List({RESULT})")
+    requests.get(f"{gms.root_url}/ingestion", timeout=5)  # the web app
+    gms.fail_with(503)
+    http.get(f"{gms.url}/config")
+
+    served = gms.served
+
+    assert [(call.method, call.path) for call in served] == [
+        ("GET", "/gms/config"),
+        ("POST", "/gms/aspects"),
+        ("GET", f"/gms/entitiesV2/{quote(URN, safe='')}"),
+        ("GET", "/ingestion"),
+        ("GET", "/gms/config"),
+    ]
+    assert served[1].query == {"action": ["ingestProposal"]}
+    assert served[2].query == {"aspects": [f"List({RESULT})"]}
+    times = [call.at for call in served]
+    assert begun <= times[0] and times == sorted(times) and times[-1] <= time.time()
+    assert isinstance(served[0], ServedRequest)
+
+
+def test_added_latency_delays_every_call(http: requests.Session) -> None:
+    with GmsStandIn(token=TOKEN, latency_seconds=0.05) as gms:
+        for url in (f"{gms.url}/config", f"{gms.root_url}/"):
+            begun = time.monotonic()
+            assert http.get(url).status_code == 200
+            assert time.monotonic() - begun >= 0.05
+        gms.latency_seconds = 0.0
+        assert gms.latency_seconds == 0.0
+        with pytest.raises(ValueError, match="cannot be negative"):
+            gms.latency_seconds = -1
+
+
+def test_the_sandbox_passes_gms_latency_on() -> None:
+    assert Sandbox(gms_latency_seconds=0.05).gms.latency_seconds == 0.05
+    assert Sandbox().gms.latency_seconds == 0.0

@@ -115,7 +115,7 @@ def test_bad_recipe_fails_with_what_is_wrong(
 
     assert result.status is Status.FAILURE
     assert (
-        "Failed: Bad recipe: recipe is not valid YAML or JSON at line 3, column 10: mapping "
+        "Failed: Recipe error: recipe is not valid YAML or JSON at line 3, column 10: mapping "
         "values are not allowed here"
     ) in result.report.splitlines()
 
@@ -178,7 +178,7 @@ def test_optional_reference_without_a_value_is_fine(
 def test_names_the_environment_provides_are_not_looked_up(
     make_request: MakeRequest, make_context: MakeContext, recipe_yaml: Callable[..., str]
 ) -> None:
-    recipe = recipe_yaml({"region": "${REGION}", "home": "${PATH}"})
+    recipe = recipe_yaml({"region": "${REGION}"})
     memory = MemorySecretResolver({})
 
     _, result = run_task(
@@ -187,6 +187,24 @@ def test_names_the_environment_provides_are_not_looked_up(
     )
 
     assert result.status is Status.SUCCESS
+    assert memory.calls == []
+
+
+def test_a_variable_the_child_inherits_is_not_the_recipes_to_read(
+    make_request: MakeRequest, make_context: MakeContext, recipe_yaml: Callable[..., str]
+) -> None:
+    memory = MemorySecretResolver({"PATH": "/from/a/secret"})
+
+    _, result = run_task(
+        make_request(recipe=recipe_yaml({"home": "${PATH}"})),
+        make_context(secrets=SecretSources([memory])),
+    )
+
+    assert result.status is Status.FAILURE
+    assert result.report.splitlines()[1] == (
+        "Failed: Recipe error: ${PATH} names a variable of the executor's own environment; "
+        "recipes may not read it (store the value as a secret and reference that name instead)"
+    )
     assert memory.calls == []
 
 
@@ -219,12 +237,12 @@ def test_run_ingest_argv_and_debug_flag(
     run_task(debug, make_context())
 
     by_id = {Path(run["cwd"]).name: run["argv"] for run in ran(markers)}
-    assert by_id["plain"] == [
+    assert by_id["plain.1"] == [
         "ingest", "run", "-c", str(plain_task.dir / "recipe.yml"), "--report-to",
         str(plain_task.report_path),
     ]  # fmt: skip
-    assert by_id["debug"][0] == "--debug"
-    assert "--test-source-connection" not in by_id["debug"]
+    assert by_id["debug.1"][0] == "--debug"
+    assert "--test-source-connection" not in by_id["debug.1"]
     assert Path(next(iter(ran(markers)))["cwd"]).parent == plain_task.dir.parent
 
 
@@ -353,7 +371,7 @@ def test_request_id_cannot_escape_the_work_dir(
     task = Task(make_request({}, request_id="../../etc/x y"), make_context())
 
     assert task.dir.parent == tmp_path / "work"
-    assert task.dir.name == ".._.._etc_x_y"
+    assert task.dir.name == ".._.._etc_x_y.1"
 
 
 def test_report_is_trimmed_to_the_limit(

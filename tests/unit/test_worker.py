@@ -125,7 +125,7 @@ BAD_INPUTS = [
     ),
     pytest.param(
         _bad_recipe,
-        "Failed: Bad recipe: recipe is not valid YAML or JSON at line 3, column 10: mapping "
+        "Failed: Recipe error: recipe is not valid YAML or JSON at line 3, column 10: mapping "
         "values are not allowed here",
         id="bad-recipe",
     ),

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from remote_executor.errors import GmsAuthError, GmsRejectedError, LeaseLostError, QueueError
-from remote_executor.gms import MemoryReporter
+from remote_executor.gms import MemoryReporter, RequestState
 from remote_executor.models import Status, TaskResult, request_urn
 from remote_executor.queue import Lease, MemoryQueue
 from remote_executor.runner import group_has_live_members
+from remote_executor.runrecord import RunRecord
 from tests.unit.worker_support import WaitFor, edited_message, message, runs, terminal
 
 Running = Callable[..., Any]
@@ -93,24 +94,49 @@ def test_kill_before_start_cancels_without_running(
     assert runs(markers) == 0
 
 
-def test_redelivered_past_max_attempts_gives_up_without_running(
+def test_a_request_that_ran_max_attempts_times_gives_up_without_running(
     running: Running, wait_for: WaitFor, recipe_yaml: Callable[..., str], markers: Path
 ) -> None:
     queue, reporter = MemoryQueue(), MemoryReporter()
     urn = request_urn("tired-1")
+    # Its third run's worker died: RUNNING, with a heartbeat long gone.
+    record = RunRecord(3, 3, "remote", "remote@gone:1:abcdef", 1_000)
+    reporter.report(
+        urn, TaskResult(status=Status.RUNNING, report=f"h\n{record.line()}", start_time_ms=1_000)
+    )
     message_id = queue.send(message("tired-1", recipe_yaml({"marker_dir": str(markers)})))
-    for _ in range(3):  # three earlier attempts that ended without a result
-        queue.receive(1, 0, 0)
 
     with running(queue, reporter, max_attempts=3):
         assert wait_for(lambda: len(queue) == 0)
 
-    assert reporter.statuses(urn) == ["FAILURE"]
+    assert reporter.statuses(urn) == ["RUNNING", "FAILURE"]
     assert reporter.results[urn][-1].report.startswith(
-        "Failed: gave up after 3 attempts (EXECUTOR_MAX_ATTEMPTS=3); each ended without a result"
+        "Failed: gave up after 3 runs (EXECUTOR_MAX_ATTEMPTS=3); each started and ended "
+        "without a result"
     )
     assert queue.deleted == [message_id]
     assert runs(markers) == 0
+
+
+def test_deliveries_are_not_attempts(
+    running: Running, wait_for: WaitFor, recipe_yaml: Callable[..., str], markers: Path
+) -> None:
+    queue, reporter = MemoryQueue(), MemoryReporter()
+    urn = request_urn("redelivered-1")
+    queue.send(message("redelivered-1", recipe_yaml({"marker_dir": str(markers)})))
+    for _ in range(10):  # ten deliveries that never ran (outages, drains)
+        queue.receive(1, 0, 0)
+
+    with running(queue, reporter, max_attempts=3):
+        assert wait_for(lambda: terminal(reporter, urn))
+
+    assert reporter.statuses(urn)[-1] == "SUCCESS"
+    assert (
+        reporter.results[urn][0]
+        .report.splitlines()[1]
+        .startswith("Run 1 of at most 3, worker remote, instance remote@")
+    )
+    assert runs(markers) == 1
 
 
 def test_drain_stops_a_task_after_the_grace_and_releases_it_at_once(
@@ -125,7 +151,9 @@ def test_drain_stops_a_task_after_the_grace_and_releases_it_at_once(
         worker.stop()
 
     assert not terminal(reporter, urn)
-    assert reporter.results[urn][-1].report.splitlines()[1] == (
+    lines = reporter.results[urn][-1].report.splitlines()
+    assert re.fullmatch(r"Run 1 of at most 3, worker remote, instance \S+, released \d+", lines[1])
+    assert lines[2] == (
         "Stopped by worker shutting down: the shutdown grace of 0.5 s ran out. "
         "The request was released for a retry by another worker."
     )
@@ -195,10 +223,10 @@ def test_refused_token_makes_the_worker_unready_until_it_is_accepted(
     refusal = GmsAuthError("GMS answered 401 for GET http://gms/aspects: token expired", 401)
 
     class LockedOut(MemoryReporter):
-        def read_result(self, urn: str) -> dict[str, Any] | None:
+        def read_state(self, urn: str) -> RequestState:
             if self.refuse_token is not None:
                 raise self.refuse_token
-            return super().read_result(urn)
+            return super().read_state(urn)
 
     queue, reporter = MemoryQueue(), LockedOut()
     reporter.refuse_token = refusal
@@ -259,9 +287,9 @@ def test_result_gms_refuses_is_sent_again_short(
     final = reporter.results[urn][-1]
     assert final.status is Status.SUCCESS
     lines = final.report.splitlines()
-    assert lines[1].startswith("Succeeded: datahub exited with code 0 after")
-    assert lines[2].startswith(
+    assert lines[2].startswith("Succeeded: datahub exited with code 0 after")
+    assert lines[3].startswith(
         "GMS refused the full report: GMS answered 413 for POST http://gms/aspects. "
         "The full log and report are on the worker: "
     )
-    assert len(lines) == 3
+    assert len(lines) == 4

@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from remote_executor.errors import QueueError
 
 # SQS keeps a message invisible for at most 12 hours from the receive that leased it.
 MAX_VISIBILITY_SECONDS = 12 * 3600
 
+# What ``Queue.extend_many`` could not extend, by message id: LeaseLostError for a lease
+# that is gone (retrying cannot help), any other QueueError for one worth another try.
+ExtendFailures = dict[str, QueueError]
+
 
 @dataclass(frozen=True)
 class Lease:
-    """A received message, held invisible to other consumers until it ends."""
+    """A received message, held invisible to other consumers until it ends.
+
+    ``received_at`` and ``expires_at`` are ``time.monotonic()`` readings taken no later
+    than SQS's own (the start of the receive call), so what is derived from them errs
+    early: the 12 hour cap counts from ``received_at``; ``expires_at`` is when the
+    receive's visibility timeout ends (``LeaseKeeper.expires_in`` follows extensions).
+    """
 
     message_id: str
     receipt_handle: str
@@ -21,6 +34,7 @@ class Lease:
     first_receive_ms: int | None = None
     sent_ms: int | None = None
     received_at: float = field(default_factory=time.monotonic, compare=False)
+    expires_at: float | None = field(default=None, compare=False)
 
 
 class Queue(Protocol):
@@ -37,6 +51,16 @@ class Queue(Protocol):
 
     def extend(self, lease: Lease, lease_seconds: int) -> None:
         """Keep the message invisible for ``lease_seconds`` from now; LeaseLostError if gone."""
+        ...
+
+    def extend_many(self, leases: Sequence[Lease], lease_seconds: int) -> ExtendFailures:
+        """Extend every lease as ``extend`` does, in as few calls as the queue allows.
+
+        Never raises for a lease's failure: the answer holds the leases that were not
+        extended, each with its error (LeaseLostError: gone; another QueueError: try
+        again later); it is empty when all were. A call that fails as a whole (throttled,
+        unreachable) fails every lease it carried with the same transient QueueError.
+        """
         ...
 
     def release(self, lease: Lease, delay_seconds: int = 0) -> None:

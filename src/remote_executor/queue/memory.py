@@ -5,10 +5,11 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from remote_executor.errors import LeaseLostError, QueueError
-from remote_executor.queue.base import Lease
+from remote_executor.queue.base import ExtendFailures, Lease
 
 
 @dataclass
@@ -34,6 +35,8 @@ class MemoryQueue:
         self._ids = itertools.count(1)
         self._cond = threading.Condition()
         self.deleted: list[str] = []
+        # The message ids of each extend_many call, so tests see what was batched.
+        self.extend_batches: list[list[str]] = []
 
     @property
     def url(self) -> str:
@@ -74,6 +77,8 @@ class MemoryQueue:
                     stored.receive_count,
                     stored.first_receive_ms,
                     stored.sent_ms,
+                    received_at=now,
+                    expires_at=stored.visible_at,
                 )
             )
         return leases
@@ -87,6 +92,23 @@ class MemoryQueue:
     def extend(self, lease: Lease, lease_seconds: int) -> None:
         with self._cond:
             self._held(lease).visible_at = time.monotonic() + lease_seconds
+
+    def extend_many(self, leases: Sequence[Lease], lease_seconds: int) -> ExtendFailures:
+        """One call for any number of leases; each goes through ``extend``, as in SQS's batch.
+
+        Through ``extend``, so that a test's queue that overrides it fails batches too.
+        """
+        if not leases:
+            return {}
+        with self._cond:
+            self.extend_batches.append([lease.message_id for lease in leases])
+        failures: ExtendFailures = {}
+        for lease in leases:
+            try:
+                self.extend(lease, lease_seconds)
+            except QueueError as exc:
+                failures[lease.message_id] = exc
+        return failures
 
     def release(self, lease: Lease, delay_seconds: int = 0) -> None:
         with self._cond:

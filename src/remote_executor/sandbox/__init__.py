@@ -13,19 +13,29 @@ from pathlib import Path
 from types import TracebackType
 
 from remote_executor.sandbox.aws import AwsSandbox
-from remote_executor.sandbox.gms import GmsStandIn
+from remote_executor.sandbox.gms import GmsStandIn, ServedRequest
 
 QUEUE_NAME = "remote-executor"
 DEAD_LETTER_QUEUE_NAME = "remote-executor-dead-letters"
 
 
 class Sandbox:
-    """Both endpoints and one queue, started together."""
+    """Both endpoints and one queue, started together.
 
-    def __init__(self, token: str | None = None, aws_port: int = 0, gms_port: int = 0) -> None:
+    ``gms_latency_seconds`` is added to every GMS call, to see what a GMS across a network
+    costs; ``gms.latency_seconds`` changes it while the sandbox runs.
+    """
+
+    def __init__(
+        self,
+        token: str | None = None,
+        aws_port: int = 0,
+        gms_port: int = 0,
+        gms_latency_seconds: float = 0.0,
+    ) -> None:
         self.token = token
         self.aws = AwsSandbox(aws_port)
-        self.gms = GmsStandIn(token=token, port=gms_port)
+        self.gms = GmsStandIn(token=token, port=gms_port, latency_seconds=gms_latency_seconds)
         self.queue_url = ""
         self.dead_letter_url = ""
 
@@ -88,4 +98,4 @@ class Sandbox:
             )
 
 
-__all__ = ["AwsSandbox", "GmsStandIn", "Sandbox"]
+__all__ = ["AwsSandbox", "GmsStandIn", "Sandbox", "ServedRequest"]

@@ -3,6 +3,9 @@
 It serves only what our executor and the `datahub` CLI's datahub-rest sink call, but it checks
 every payload with DataHub's own schema classes (see gms_schema) and imitates the GMS rules we
 depend on, so that code passing against it sends what a real GMS accepts.
+
+It also logs every request it serves (``served``), so that a test or a benchmark can count
+round trips, and can add latency to every call, as a GMS across a network would.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Set
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 from urllib.parse import unquote
@@ -26,12 +30,15 @@ from remote_executor.sandbox.gms_schema import (
     Proposal,
     check_aspect,
     check_urn,
+    enveloped_aspect,
     error_body,
+    key_aspect,
     openapi_answer,
     parse_batch_get,
     parse_json,
     parse_openapi_entities,
     parse_restli,
+    parse_restli_list,
     parse_timeseries_query,
     qualified_name,
     refusal,
@@ -44,18 +51,37 @@ _HTML = (
     b"<div id='root'></div></body></html>"
 )
 _JSON_TYPE = "application/json"
+# Who GMS says created an aspect: the key aspect it derives is its own; a stored aspect's is
+# the writer's, which the stand-in's tokens do not name, so DataHub's default admin.
+_SYSTEM_ACTOR = "urn:li:corpuser:__datahub_system"
+_WRITER = "urn:li:corpuser:datahub"
 
 Answer = tuple[int, Any]
+
+
+@dataclass(frozen=True)
+class ServedRequest:
+    """One request the stand-in answered; ``at`` is when it handled it (``time.time()``)."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    at: float
 
 
 class GmsStandIn:
     """An in-process GMS on 127.0.0.1 whose state tests and the demo can read and seed."""
 
-    def __init__(self, token: str | None = None, port: int = 0) -> None:
+    def __init__(
+        self, token: str | None = None, port: int = 0, latency_seconds: float = 0.0
+    ) -> None:
         self._token = token
+        self._latency_seconds = _checked_latency(latency_seconds)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._aspects: dict[tuple[str, str], JsonDict] = {}
+        self._written_ms: dict[tuple[str, str], int] = {}
+        self._served: list[ServedRequest] = []
         self._results: dict[str, list[JsonDict]] = {}
         self._accepted_at: dict[str, list[tuple[str, float]]] = {}
         self._raw_bodies: list[bytes] = []
@@ -82,10 +108,27 @@ class GmsStandIn:
 
         Imitates a GMS behind a load balancer with no healthy backend: the failure comes before
         authentication and routing, for any method and path, and nothing is recorded, not even
-        raw_bodies.
+        raw_bodies; only served logs the request.
         """
         with self._lock:
             self._failing_status = status
+
+    @property
+    def latency_seconds(self) -> float:
+        """Added to every call, half before it is handled and half after, as a network would."""
+        with self._lock:
+            return self._latency_seconds
+
+    @latency_seconds.setter
+    def latency_seconds(self, seconds: float) -> None:
+        with self._lock:
+            self._latency_seconds = _checked_latency(seconds)
+
+    @property
+    def served(self) -> list[ServedRequest]:
+        """Every request answered so far, in order, outages and web app pages included."""
+        with self._lock:
+            return list(self._served)
 
     @property
     def failed_requests(self) -> int:
@@ -193,6 +236,7 @@ class GmsStandIn:
         """Caller holds the lock."""
         value = copy.deepcopy(proposal.value)
         self._aspects[(proposal.urn, proposal.aspect_name)] = value
+        self._written_ms[(proposal.urn, proposal.aspect_name)] = int(time.time() * 1000)
         if proposal.aspect_name == RESULT_ASPECT:
             self._results.setdefault(proposal.urn, []).append(value)
             stamp = (str(value.get("status")), time.time())
@@ -200,8 +244,20 @@ class GmsStandIn:
         self._changed.notify_all()
 
     def _answer(self, request: Request) -> Response:
+        """Every request, after half the latency and before the other half."""
+        half = self.latency_seconds / 2
+        if half:
+            time.sleep(half)
+        response = self._serve(request)
+        if half:
+            time.sleep(half)
+        return response
+
+    def _serve(self, request: Request) -> Response:
         """Every request, in GMS's order: outage, web app, authentication, then the API."""
         with self._lock:
+            served = ServedRequest(request.method, request.path, dict(request.query), time.time())
+            self._served.append(served)
             failing = self._failing_status
             if failing is not None:
                 self._failed_requests += 1
@@ -237,6 +293,8 @@ class GmsStandIn:
             return 200, SERVER_CONFIG
         if request.method == "GET" and route.startswith("/aspects/"):
             return self._get_aspect(unquote(route[len("/aspects/") :]), query)
+        if request.method == "GET" and route.startswith("/entitiesV2/"):
+            return self._get_entity(request, unquote(route[len("/entitiesV2/") :]))
         if request.method == "POST" and route == "/aspects":
             return self._post_aspects(request)
         if request.method == "POST" and route.startswith("/openapi/v3/entity/"):
@@ -262,6 +320,43 @@ class GmsStandIn:
                 404, f"aspect {aspect_name} of {urn} (version {version}) not found"
             )
         return 200, {"urn": urn, "version": 0, "aspect": {qualified_name(aspect_name): value}}
+
+    def _get_entity(self, request: Request, urn: str) -> Answer:
+        """Rest.li GET /entitiesV2/{urn}?aspects=List(...), an EntityResponse.
+
+        As in GMS, never a 404: an aspect GMS does not have is left out, and the key aspect is
+        always there, derived from the urn when it was never written, so an entity GMS never
+        heard of answers 200 with its key aspect alone. Sources, in datahub-project/datahub:
+        metadata-service/restli-servlet-impl/src/main/java/com/linkedin/metadata/resources/
+        entity/EntityV2Resource.java (get: no aspects means all; alwaysIncludeKeyAspect
+        defaults to true), metadata-io/src/main/java/com/linkedin/metadata/entity/
+        EntityServiceImpl.java (getCorrespondingAspects: every urn asked for gets an entry,
+        with the key aspect from EntityUtils.getKeyEnvelopedAspect), and
+        metadata-models/src/main/pegasus/com/linkedin/entity/EntityResponse.pdl and
+        EnvelopedAspect.pdl (the shape).
+        """
+        protocol = request.headers.get("X-RestLi-Protocol-Version")
+        try:
+            entity_type = urn.split(":")[2] if urn.count(":") >= 3 else ""
+            check_urn(entity_type, urn)
+            wanted = parse_restli_list(request.query.get("aspects"), protocol)
+            key_name, key_value = key_aspect(urn)
+        except PayloadError as exc:
+            return self._reject(str(exc))
+        with self._lock:
+            aspects = {
+                name: enveloped_aspect(name, copy.deepcopy(value), self._created(urn, name))
+                for (stored_urn, name), value in self._aspects.items()
+                if stored_urn == urn and (wanted is None or name in wanted)
+            }
+        if key_name not in aspects:
+            created = {"actor": _SYSTEM_ACTOR, "time": int(time.time() * 1000)}
+            aspects[key_name] = enveloped_aspect(key_name, key_value, created)
+        return 200, {"entityName": entity_type, "urn": urn, "aspects": aspects}
+
+    def _created(self, urn: str, aspect_name: str) -> JsonDict:
+        """Caller holds the lock."""
+        return {"actor": _WRITER, "time": self._written_ms[(urn, aspect_name)]}
 
     def _post_aspects(self, request: Request) -> Answer:
         action = request.query.get("action", [""])[0]
@@ -337,6 +432,12 @@ class GmsStandIn:
             if reason is not None:
                 return reason
         return None
+
+
+def _checked_latency(seconds: float) -> float:
+    if seconds < 0:
+        raise ValueError(f"latency cannot be negative: {seconds}")
+    return seconds
 
 
 def _below_gms(request: Request) -> str:

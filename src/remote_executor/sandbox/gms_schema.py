@@ -15,9 +15,11 @@ from datahub.emitter.serialization_helper import post_json_transform
 from datahub.metadata.schema_classes import (
     ASPECT_NAME_MAP,
     KEY_ASPECTS,
+    AuditStampClass,
     MetadataChangeProposalClass,
     SystemMetadataClass,
 )
+from datahub.utilities.urns.urn import Urn
 
 JsonDict = dict[str, Any]
 
@@ -196,6 +198,49 @@ def parse_batch_get(body: object) -> list[tuple[str, set[str]]]:
     ):
         raise PayloadError("batchGet: expected a JSON list of {urn, <aspect>: {}}")
     return [(item["urn"], set(item) - {"urn"}) for item in body]
+
+
+def parse_restli_list(values: list[str] | None, protocol: str | None) -> set[str] | None:
+    """Rest.li 2.0's array syntax in a query string, ``List(a,b)``; None when it is absent.
+
+    Rest.li 1.0 would read ``List(a,b)`` as one string, hence the protocol header check.
+    """
+    if values is None:
+        return None
+    if protocol != "2.0.0":
+        raise PayloadError("X-RestLi-Protocol-Version: 2.0.0 header is required")
+    if len(values) != 1 or not (values[0].startswith("List(") and values[0].endswith(")")):
+        raise PayloadError(f"aspects must be given once, as List(<name>,...), got {values!r}")
+    names = {name for name in values[0][len("List(") : -1].split(",") if name}
+    for name in names:
+        _aspect_class(name)
+    return names
+
+
+def key_aspect(urn: str) -> tuple[str, JsonDict]:
+    """The key aspect GMS derives from a urn (EntityKeyUtils.convertUrnToEntityKey)."""
+    try:
+        # Urn.from_string returns the entity's own urn class, which alone has the method.
+        parsed: Any = Urn.from_string(urn)
+        key = parsed.to_key_aspect()
+    except Exception as exc:  # InvalidUrnError, or a urn type without a key class
+        raise PayloadError(f"no key aspect can be derived from {urn!r}: {exc}") from exc
+    return key.ASPECT_NAME, json.loads(json.dumps(key.to_obj()))
+
+
+def enveloped_aspect(aspect_name: str, value: JsonDict, created: JsonDict) -> JsonDict:
+    """One EnvelopedAspect of an EntityResponse (com/linkedin/entity/EnvelopedAspect.pdl).
+
+    What is served is checked like what is received: value and audit stamp with DataHub's
+    classes. systemMetadata is optional in the PDL and left out.
+    """
+    return {
+        "name": aspect_name,
+        "type": "VERSIONED",
+        "version": 0,
+        "value": check_aspect(aspect_name, value),
+        "created": check_record(AuditStampClass, created, f"{aspect_name}.created"),
+    }
 
 
 def parse_timeseries_query(body: object) -> tuple[str, str, object]:

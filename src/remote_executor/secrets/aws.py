@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import boto3
 from botocore.exceptions import BotoCoreError
 
-from remote_executor.aws import RETRY_CONFIG
+from remote_executor.aws import CLIENT_CONFIG
 from remote_executor.errors import ConfigurationError, SecretError
 from remote_executor.secrets.fetch import FetchKey, SecretFetcher
 
@@ -149,7 +149,7 @@ class AwsSecretResolver:
             or _region_of(list(self._refs.values()))
         )
         try:
-            return boto3.client("secretsmanager", region_name=region, config=RETRY_CONFIG)
+            return boto3.client("secretsmanager", region_name=region, config=CLIENT_CONFIG)
         except BotoCoreError as exc:
             raise SecretError(f"cannot reach Secrets Manager: {exc}; set AWS_REGION") from exc
 

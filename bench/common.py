@@ -148,7 +148,7 @@ class Worker:
 
     def task_log(self, request_id: str) -> Path:
         """The task's full log on the worker."""
-        return self.work_dir / request_id / "ingestion.log"
+        return self.work_dir / f"{request_id}.1" / "ingestion.log"
 
     def stop(self) -> None:
         """Drain (SIGTERM) and wait; kill if it hangs."""

@@ -2,48 +2,31 @@
 
 from __future__ import annotations
 
-import os
-import shlex
-import shutil
 import sys
-import threading
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-import structlog
 from pydantic import ValidationError
 
 from remote_executor import __version__
 from remote_executor.check import check_cli, check_gms, check_queue, check_secrets
-from remote_executor.config import max_task_seconds
-from remote_executor.errors import ConfigurationError, ExecutorError, NotGmsError
+from remote_executor.errors import ConfigurationError, ExecutorError
 from remote_executor.gms import GmsClient
 from remote_executor.handoff import Handoff
-from remote_executor.health import HealthServer, Readiness
-from remote_executor.logs import configure_logging
 from remote_executor.messages import build_message
 from remote_executor.models import URN_PREFIX, ExecutionRequest, Status, TaskKind
-from remote_executor.processes import become_subreaper, make_undumpable
 from remote_executor.queue.sqs import SqsQueue
-from remote_executor.secrets import Redactor, SecretResolver, SecretSources
-from remote_executor.secrets.aws import AwsSecretResolver
-from remote_executor.secrets.environment import EnvSecretResolver
-from remote_executor.secrets.files import FileSecretResolver
+from remote_executor.serve import serve
 from remote_executor.settings import Settings, parse_name_map
-from remote_executor.signals import StopSignals
-from remote_executor.task import Task, TaskContext
-from remote_executor.worker import Worker
-
-# Longer than a long poll (20 s) and a slot wait, with room for a slow receive.
-LOOP_STALE_SECONDS = 90.0
+from remote_executor.task import Task
+from remote_executor.wiring import datahub_command, redactor_and_logs, secret_sources, task_context
 
 if TYPE_CHECKING:
-    from mypy_boto3_secretsmanager import SecretsManagerClient
+    pass
 
 
 def load_settings(**flags: Any) -> Settings:
@@ -59,67 +42,6 @@ def load_settings(**flags: Any) -> Settings:
         raise click.ClickException(f"invalid settings: {problems}") from exc
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from exc
-
-
-def datahub_command(settings: Settings) -> tuple[str, ...]:
-    """The datahub CLI: as configured, else beside this Python, else on PATH."""
-    if settings.datahub_command:
-        return tuple(shlex.split(settings.datahub_command))
-    beside = Path(sys.executable).parent / "datahub"
-    if beside.exists():
-        return (str(beside),)
-    return (shutil.which("datahub") or "datahub",)
-
-
-def secret_sources(
-    settings: Settings,
-    environ: Mapping[str, str] = os.environ,
-    client: SecretsManagerClient | None = None,
-) -> SecretSources:
-    """The secret sources in the order of EXECUTOR_SECRET_SOURCES."""
-    made: dict[str, SecretResolver] = {
-        "aws": AwsSecretResolver(
-            settings.secrets,
-            prefix=settings.secrets_prefix,
-            client=client,
-            region=settings.aws_region,
-            cache_seconds=settings.secret_cache_seconds,
-        ),
-        "file": FileSecretResolver(settings.secrets_dir),
-        "env": EnvSecretResolver(environ),
-    }
-    return SecretSources([made[name] for name in settings.secret_sources])
-
-
-def task_context(settings: Settings, redactor: Redactor, gms_url: str | None) -> TaskContext:
-    """What every task shares, wired from the settings."""
-    command = datahub_command(settings)
-    return TaskContext(
-        datahub_command=command,
-        work_dir=settings.work_dir,
-        base_env=settings.child_environment(os.environ),
-        secrets=secret_sources(settings),
-        redactor=redactor,
-        handoff=Handoff(command, settings.secret_handoff),
-        gms_url=gms_url,
-        token=settings.token,
-        file_sink_when_no_gms=gms_url is None,
-        report_max_chars=settings.report_max_chars,
-        worker_id=settings.worker_id,
-        kill_grace_seconds=settings.kill_grace_seconds,
-        timeout_seconds=settings.task_timeout_seconds,
-        max_timeout_seconds=max_task_seconds(settings.lease_seconds),
-        memory_limit_mb=settings.task_memory_limit_mb,
-        log_max_mb=settings.task_log_max_mb,
-    )
-
-
-def _redactor_and_logs(settings: Settings) -> Redactor:
-    redactor = Redactor()
-    if settings.token:
-        redactor.add(settings.token)
-    configure_logging(redactor, settings.log_format, settings.log_level)
-    return redactor
 
 
 def _env_pairs(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -175,77 +97,7 @@ def run(
         gms_url=gms_url,
         max_concurrent_tasks=max_concurrent_tasks,
     )
-    redactor = _redactor_and_logs(settings)
-    try:
-        gms = GmsClient(settings.require_gms_url(), settings.token, settings.gms_retry_seconds)
-        queue = SqsQueue.create(
-            settings.require_queue_url(), settings.aws_region, settings.dead_letter_queue_url
-        )
-    except ConfigurationError as exc:
-        raise click.ClickException(str(exc)) from exc
-    # Children cannot read the worker's environment (its token, its AWS credentials) in
-    # /proc, and what a task leaves behind is re-parented here, to be found and killed.
-    make_undumpable()
-    become_subreaper()
-    context = task_context(settings, redactor, gms.url)
-    worker = Worker(queue, gms, context, settings.worker_config())
-    readiness = Readiness(
-        {"gms": gms.server_config, "token": gms.check_token, "queue": worker.check_queue}
-    )
-    worker.loops.add(readiness.loop)
-    # Served before the start-up checks, which may retry GMS for a minute: alive from the
-    # start, not ready until the first readiness check passes.
-    server = _health_server(settings.health_port, worker, readiness)
-    try:
-        _check_at_start(gms, queue)
-        # Ask the CLI now, not in the first task, whether it reads the stdin envelope.
-        threading.Thread(
-            target=context.handoff.reads_envelope, name="cli-probe", daemon=True
-        ).start()
-        StopSignals(lambda force: worker.stop(force=force)).install()
-        readiness.start()
-        worker.run()
-    finally:
-        readiness.stop()
-        server.stop()
-
-
-def _check_at_start(gms: GmsClient, queue: SqsQueue) -> None:
-    """Refuse a URL that is not GMS; warn about anything that may still come right."""
-    try:
-        gms.server_config()
-    except NotGmsError as exc:
-        raise click.ClickException(str(exc)) from exc
-    except ExecutorError as exc:
-        click.echo(f"warning: GMS check failed, starting anyway: {exc}", err=True)
-    try:
-        queue.find_dead_letter_queue()
-    except ExecutorError as exc:
-        click.echo(f"warning: no dead-letter queue found: {exc}", err=True)
-
-
-def _health_server(port: int, worker: Worker, readiness: Readiness) -> HealthServer:
-    def alive() -> str | None:
-        dead = worker.not_alive_because
-        if dead is not None:
-            return dead
-        idle = worker.seconds_since_tick
-        if idle < LOOP_STALE_SECONDS:
-            return None
-        return f"the receive loop has not gone round for {idle:.0f} s"
-
-    def ready() -> str | None:
-        return worker.not_ready_because or readiness.problem
-
-    try:
-        server = HealthServer(port, alive, ready, worker.metrics).start()
-    except OSError as exc:
-        raise click.ClickException(
-            f"cannot serve /healthz on port {port}: {exc.strerror}; set EXECUTOR_HEALTH_PORT "
-            "to a free port (0 picks one)"
-        ) from exc
-    structlog.get_logger(__name__).info("health endpoints", port=server.port)
-    return server
+    serve(settings)
 
 
 @main.command()
@@ -312,7 +164,7 @@ def exec_(recipe: Path, test_connection: bool, env_pairs: tuple[str, ...]) -> No
     Secrets come from the same sources as for the worker. Exits 0 on SUCCESS.
     """
     settings = load_settings()
-    redactor = _redactor_and_logs(settings)
+    redactor = redactor_and_logs(settings)
     request = ExecutionRequest(
         request_id=f"exec-{uuid.uuid4().hex[:12]}",
         task=TaskKind.TEST_CONNECTION if test_connection else TaskKind.RUN_INGEST,
@@ -336,7 +188,7 @@ def exec_(recipe: Path, test_connection: bool, env_pairs: tuple[str, ...]) -> No
 def check() -> None:
     """Check GMS, the token, the queue, every configured secret and the datahub CLI."""
     settings = load_settings()
-    redactor = _redactor_and_logs(settings)
+    redactor = redactor_and_logs(settings)
     command = datahub_command(settings)
     gms = GmsClient(settings.gms_url, settings.token, retry_seconds=5) if settings.gms_url else None
     try:

@@ -151,6 +151,9 @@ class Settings(BaseSettings):
         validation_alias="EXECUTOR_WORK_DIR",
     )
     datahub_command: str | None = Field(default=None, validation_alias="EXECUTOR_DATAHUB_COMMAND")
+    retry_delay_seconds: int = Field(
+        default=30, ge=1, le=900, validation_alias="EXECUTOR_RETRY_DELAY_SECONDS"
+    )
     gms_retry_seconds: float = Field(
         default=60.0, ge=0, validation_alias="EXECUTOR_GMS_RETRY_SECONDS"
     )
@@ -232,6 +235,7 @@ class Settings(BaseSettings):
             signal_poll_seconds=self.signal_poll_seconds,
             kill_grace_seconds=self.kill_grace_seconds,
             keep_task_dirs=self.keep_task_dirs,
+            retry_delay_seconds=self.retry_delay_seconds,
         )
 
     @property

@@ -34,12 +34,18 @@ def test_dispatch_measures_every_system(tmp_path: Path) -> None:
         "floor: bare boto3 long poll",
         "remote-executor",
         "remote-executor, to its receipt only",
+        "remote-executor, GMS +50 ms",
         "Celery, wait_time_seconds=20, polling_interval=0",
         "Celery, kombu's defaults",
     }
     for figures in data.values():
         assert len(figures["samples"]) == 3
         assert all(0 < sample < 60 for sample in figures["samples"])
+    # Receipt to RUNNING is one read of the request's state and the RUNNING write (a
+    # readiness check of the worker may land inside one task's window: the median counts).
+    for system in ("remote-executor", "remote-executor, GMS +50 ms"):
+        calls = sorted(data[system]["gms_calls"])
+        assert calls[0] >= 2 and calls[1] == 2, calls
 
 
 def test_overhead_splits_each_task(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from remote_executor.cli import secret_sources
+from remote_executor.wiring import secret_sources
 from remote_executor.secrets.aws import SecretRef
 from remote_executor.settings import Settings
 from tests.deploy.cfn import Stack, load
@@ -192,8 +192,8 @@ def test_a_created_queue_gets_a_dead_letter_queue_the_worker_may_send_to(
     assert queue["RedrivePolicy"]["deadLetterTargetArn"] == built.evaluate(
         {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
     )
-    # The worker moves a command itself before SQS's redrive would.
-    assert queue["RedrivePolicy"]["maxReceiveCount"] > settings.max_attempts
+    # The worker ends a command itself before SQS's redrive would.
+    assert queue["RedrivePolicy"]["maxReceiveCount"] > settings.worker_config().max_receives
     assert queue["VisibilityTimeout"] >= 30
     assert settings.queue_url == built.evaluate({"Ref": "CommandQueue"})
     assert settings.dead_letter_queue_url == built.evaluate({"Ref": "DeadLetterQueue"})

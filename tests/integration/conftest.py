@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from remote_executor.cli import datahub_command, secret_sources
+from remote_executor.wiring import datahub_command, secret_sources
 from remote_executor.gms import GmsClient
 from remote_executor.handoff import Handoff
 from remote_executor.logs import configure_logging

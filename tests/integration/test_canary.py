@@ -103,7 +103,7 @@ def test_canary_secret_leaves_no_trace(sandbox, tmp_path: Path, handoff: str):
     assert result is not None, (tmp_path / "worker.stdout").read_text()
 
     # The canary spoke: each of its lines reached the log, masked.
-    log = (tmp_path / "work" / request_id / "ingestion.log").read_text()
+    log = (tmp_path / "work" / f"{request_id}.1" / "ingestion.log").read_text()
     for name in ("plain", "json", "url", "base64", "basic-auth", "repr", "stderr", "split"):
         assert f"canary {name}: " in log, name
     assert "********" in log

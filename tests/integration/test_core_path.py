@@ -157,7 +157,7 @@ def test_bad_inputs_fail_clearly_and_the_worker_keeps_running(start_worker, demo
         result = running.wait(urn)
         assert result["status"] == "FAILURE"
         assert text in str(result["report"]), result["report"]
-    missing_dir = running.work_dir / missing.rsplit(":", 1)[1]
+    missing_dir = running.work_dir / f"{missing.rsplit(':', 1)[1]}.1"
     assert not (missing_dir / "recipe.yml").exists(), "the subprocess must not have been started"
     assert (missing_dir / "ingestion.log").read_text() == ""
     log = running.log.getvalue()

@@ -124,4 +124,4 @@ def test_unreadable_secret_fails_before_the_subprocess_naming_the_source(
         "key 'uri'. The subprocess was not started."
     ) in str(result["report"])
     assert "not-a-json-document" not in json.dumps(result) + running.log.getvalue()
-    assert not (running.work_dir / urn.rsplit(":", 1)[1] / "recipe.yml").exists()
+    assert not (running.work_dir / f"{urn.rsplit(':', 1)[1]}.1" / "recipe.yml").exists()

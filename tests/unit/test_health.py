@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from remote_executor import cli
+from remote_executor import serve as serving
 from remote_executor.errors import QueueError
 from remote_executor.gms import MemoryReporter
 from remote_executor.health import HealthServer, Metrics, Readiness
@@ -171,10 +172,10 @@ def stuck(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[tuple[StuckQueue, Any, HealthServer]]:
     """A worker whose receive hangs, with its health server, once /healthz has turned red."""
-    monkeypatch.setattr(cli, "LOOP_STALE_SECONDS", 0.5)
+    monkeypatch.setattr(serving, "LOOP_STALE_SECONDS", 0.5)
     queue = StuckQueue()
     with running(queue, MemoryReporter()) as worker:
-        server = cli._health_server(0, worker, Readiness({}))
+        server = serving.health_server(0, worker, Readiness({}))
         try:
             assert wait_for(lambda: get(server.port, "/healthz")[0] == 503)
             yield queue, worker, server
@@ -216,7 +217,7 @@ def test_health_is_served_while_the_start_up_checks_run(
         finish.wait(20)
         raise click.ClickException("GMS check gave up")
 
-    monkeypatch.setattr(cli, "_check_at_start", slow_check)
+    monkeypatch.setattr(serving, "check_at_start", slow_check)
     environment = {
         "DATAHUB_GMS_URL": "http://127.0.0.1:9/gms",
         "EXECUTOR_QUEUE_URL": "http://127.0.0.1:9/123456789012/q",
@@ -242,10 +243,10 @@ def test_health_is_served_while_the_start_up_checks_run(
 
 def test_port_in_use_is_a_clear_error(running: Callable[..., Any]) -> None:
     with running(MemoryQueue("memory://q"), MemoryReporter()) as worker:
-        first = cli._health_server(0, worker, Readiness({}))
+        first = serving.health_server(0, worker, Readiness({}))
         try:
             with pytest.raises(Exception, match=r"cannot serve /healthz on port \d+: .*"):
-                cli._health_server(first.port, worker, Readiness({}))
+                serving.health_server(first.port, worker, Readiness({}))
         finally:
             first.stop()
 

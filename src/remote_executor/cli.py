@@ -231,14 +231,21 @@ def health() -> None:
 @click.option("--aws-port", default=4566, show_default=True, help="SQS/Secrets Manager port.")
 @click.option("--gms-port", default=8080, show_default=True, help="GMS stand-in port.")
 @click.option("--token", help="Require this GMS token (default: no auth).")
-def sandbox(aws_port: int, gms_port: int, token: str | None) -> None:
+@click.option(
+    "--gms-latency-ms",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Added to every GMS call, as a GMS across a network would add it.",
+)
+def sandbox(aws_port: int, gms_port: int, token: str | None, gms_latency_ms: float) -> None:
     """Start a local SQS + Secrets Manager endpoint and a GMS stand-in; print the env.
 
     Ports 0 pick free ones. Stop with Ctrl-C.
     """
     from remote_executor.sandbox.demo import serve_sandbox
 
-    serve_sandbox(aws_port, gms_port, token)
+    serve_sandbox(aws_port, gms_port, token, gms_latency_ms / 1000)
 
 
 @main.command()

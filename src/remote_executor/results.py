@@ -34,7 +34,7 @@ from remote_executor.loops import Loop, Loops
 from remote_executor.models import TaskResult
 from remote_executor.outcome import Decision, Outcome
 from remote_executor.runrecord import RunRecord
-from remote_executor.task import Task
+from remote_executor.task import StopKind, Task
 
 log = structlog.get_logger("remote_executor.results")
 
@@ -85,6 +85,9 @@ class ResultWriter:
             self._loops.remove(loop)
 
     def _beat(self, task: Task) -> None:
+        stopped = task.stopped
+        if stopped is not None and stopped[0] is StopKind.LEASE_LOST:
+            return  # the request may be another worker's now: no claim over its record
         if task.record is not None:
             task.record = task.record.beat()
         try:

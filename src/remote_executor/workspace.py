@@ -140,8 +140,9 @@ def prune(
 
     Directories named in ``active`` are never removed. With ``include_unfinished``
     (start-up, when nothing runs), a directory without a marker counts as finished at
-    its own mtime. A directory that cannot be removed is logged and skipped; one that
-    vanished meanwhile is skipped. Returns the directories removed.
+    its own mtime, and those kept are marked so, to be pruned in turn later. A directory
+    that cannot be removed is logged and skipped; one that vanished meanwhile is skipped.
+    Returns the directories removed.
     """
     if keep < 0:
         raise ValueError(f"keep must be 0 or more, not {keep}")
@@ -159,7 +160,24 @@ def prune(
                 log.warning("task directory not removed", path=str(path), error=str(exc))
             continue
         removed.append(path)
+    if include_unfinished:
+        for path, finished_at in finished[:keep]:
+            _adopt(path, finished_at)
     return removed
+
+
+def _adopt(path: Path, finished_at: float) -> None:
+    """Mark a kept leftover of a dead worker finished at its own time (and drop its tmp/),
+    so that later prunes count it among the kept ones."""
+    marker = path / FINISHED_MARKER
+    if marker.exists():
+        return
+    try:
+        shutil.rmtree(path / "tmp", ignore_errors=True)
+        marker.touch()
+        os.utime(marker, (finished_at, finished_at))
+    except OSError as exc:
+        log.warning("task directory not marked finished", path=str(path), error=str(exc))
 
 
 def _finished(

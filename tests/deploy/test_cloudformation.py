@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from remote_executor.wiring import secret_sources
 from remote_executor.secrets.aws import SecretRef
 from remote_executor.settings import Settings
+from remote_executor.wiring import secret_sources
 from tests.deploy.cfn import Stack, load
 from tests.deploy.conftest import REPO, checkov, tool, worker_settings
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from remote_executor.wiring import datahub_command, secret_sources
 from remote_executor.gms import GmsClient
 from remote_executor.handoff import Handoff
 from remote_executor.logs import configure_logging
@@ -26,6 +25,7 @@ from remote_executor.sandbox.demo import create_demo_database
 from remote_executor.secrets import Redactor
 from remote_executor.settings import Settings
 from remote_executor.task import TaskContext
+from remote_executor.wiring import datahub_command, secret_sources
 from remote_executor.worker import Worker, WorkerConfig
 
 TOKEN = "integration-token-7c1e"

@@ -22,6 +22,8 @@ from datahub.metadata.schema_classes import (
 )
 from datahub.utilities.server_config_util import RestServiceConfig
 
+from remote_executor.errors import GmsUnavailableError
+from remote_executor.gms import GmsClient
 from remote_executor.sandbox import Sandbox
 from remote_executor.sandbox.gms import GmsStandIn, ServedRequest
 from remote_executor.sandbox.gms_schema import PayloadError
@@ -34,6 +36,8 @@ RESULT = "dataHubExecutionRequestResult"
 SIGNAL = "dataHubExecutionRequestSignal"
 KILL = {"signal": "KILL", "createdAt": {"time": 1, "actor": "urn:li:corpuser:datahub"}}
 RUNNING = '{"status": "RUNNING"}'
+INPUT = "dataHubExecutionRequestInput"
+ENVOY = "upstream connect error or disconnect/reset before headers"
 NESTED_EXTRA = (
     '{"status": "RUNNING", "structuredReport": {"type": "CLI_INGEST", "serializedValue": "{}",'
     ' "contentType": "application/json", "extra": true}}'
@@ -522,3 +526,135 @@ def test_added_latency_delays_every_call(http: requests.Session) -> None:
 def test_the_sandbox_passes_gms_latency_on() -> None:
     assert Sandbox(gms_latency_seconds=0.05).gms.latency_seconds == 0.05
     assert Sandbox().gms.latency_seconds == 0.0
+
+
+def read_aspect(http: requests.Session, gms: GmsStandIn, aspect_name: str) -> requests.Response:
+    return http.get(f"{gms.url}/aspects/{quote(URN, safe='')}?aspect={aspect_name}&version=0")
+
+
+def test_garbled_reads_are_answered_as_envoy_would(gms: GmsStandIn, http: requests.Session) -> None:
+    gms.put_aspect(URN, SIGNAL, KILL)
+    gms.garble_reads(SIGNAL, 1)
+
+    garbled = read_aspect(http, gms, SIGNAL)
+    normal = read_aspect(http, gms, SIGNAL)
+
+    assert garbled.status_code == 200
+    assert garbled.headers["Content-Type"] == "text/plain"
+    assert garbled.text == ENVOY
+    assert normal.json()["aspect"] == {"com.linkedin.execution.ExecutionRequestSignal": KILL}
+    assert gms.garbled_replies == 1
+    assert len(gms.served) == 2
+    assert gms.rejected == []
+
+
+def test_a_client_reading_a_garbled_aspect_is_told_gms_is_unavailable_count_times(
+    gms: GmsStandIn,
+) -> None:
+    gms.put_aspect(URN, SIGNAL, KILL)
+    client = GmsClient(gms.url, TOKEN, retry_seconds=1)
+    gms.garble_reads(SIGNAL, 3)
+
+    for read in (client.read_signal, client.read_state, client.read_signal):
+        with pytest.raises(GmsUnavailableError) as caught:
+            read(URN)
+        assert "GMS answered 200 (text/plain) for GET" in str(caught.value)
+        assert f"with a body that is not JSON: {ENVOY!r}" in str(caught.value)
+
+    assert client.read_signal(URN) == KILL
+    assert client.read_state(URN).signal == KILL
+    assert gms.garbled_replies == 3
+
+
+def test_reads_of_other_aspects_are_not_garbled(gms: GmsStandIn, http: requests.Session) -> None:
+    assert ingest(http, gms, result("RUNNING")).status_code == 200
+    client = GmsClient(gms.url, TOKEN, retry_seconds=1)
+    gms.garble_reads(SIGNAL, 2)
+
+    assert client.read_result(URN) == {"status": "RUNNING"}
+    assert client.read_input(URN) is None
+    assert get_entity(http, gms, URN, f"List({RESULT})").status_code == 200
+    assert gms.garbled_replies == 0
+
+    for _ in range(2):  # the count was kept for the aspect it names
+        with pytest.raises(GmsUnavailableError, match="a body that is not JSON"):
+            client.read_signal(URN)
+    assert client.read_signal(URN) is None
+    assert gms.garbled_replies == 2
+
+
+@pytest.mark.parametrize(
+    ("aspects", "garbled"),
+    [
+        pytest.param(f"List({RESULT},{SIGNAL})", True, id="named"),
+        pytest.param(None, True, id="all"),
+        pytest.param(f"List({RESULT})", False, id="others"),
+        pytest.param(f"List({SIGNAL},noSuchAspect)", False, id="refused"),
+    ],
+)
+def test_entities_v2_reads_are_garbled_when_they_ask_for_the_aspect(
+    gms: GmsStandIn, http: requests.Session, aspects: str | None, garbled: bool
+) -> None:
+    gms.garble_reads(SIGNAL, 1)
+
+    response = get_entity(http, gms, URN, aspects)
+
+    assert (response.text == ENVOY) is garbled
+    assert gms.garbled_replies == int(garbled)
+
+
+def test_fail_with_wins_over_garble_reads(gms: GmsStandIn, http: requests.Session) -> None:
+    gms.garble_reads(SIGNAL, 1)
+    gms.fail_with(503)
+
+    failed = read_aspect(http, gms, SIGNAL)
+    gms.fail_with(None)
+    garbled = read_aspect(http, gms, SIGNAL)
+
+    assert failed.status_code == 503
+    assert garbled.text == ENVOY
+    assert (gms.failed_requests, gms.garbled_replies) == (1, 1)
+    assert read_aspect(http, gms, SIGNAL).status_code == 404
+
+
+def test_garble_reads_counts_exactly_under_concurrent_reads(gms: GmsStandIn) -> None:
+    gms.put_aspect(URN, SIGNAL, KILL)
+    client = GmsClient(gms.url, TOKEN, retry_seconds=1)  # one session per thread
+    outcomes: list[str] = []
+    gms.garble_reads(SIGNAL, 25)
+
+    def reader() -> None:
+        for _ in range(10):
+            try:
+                outcomes.append(client.read_signal(URN)["signal"])  # type: ignore[index]
+            except GmsUnavailableError:
+                outcomes.append("garbled")
+
+    threads = [threading.Thread(target=reader) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(set(outcomes)) == ["KILL", "garbled"]
+    assert outcomes.count("garbled") == gms.garbled_replies == 25
+    assert len(outcomes) == 80
+
+
+def test_garble_reads_replaces_the_count_and_checks_its_arguments(
+    gms: GmsStandIn, http: requests.Session
+) -> None:
+    gms.garble_reads(SIGNAL, 5)
+    gms.garble_reads(SIGNAL, 1)
+    assert read_aspect(http, gms, SIGNAL).text == ENVOY
+    assert read_aspect(http, gms, SIGNAL).status_code == 404
+
+    gms.garble_reads(SIGNAL, 3)
+    gms.garble_reads(SIGNAL, 0)
+    assert read_aspect(http, gms, SIGNAL).status_code == 404
+    assert gms.garbled_replies == 1
+
+    with pytest.raises(ValueError, match="unknown aspect: 'dataHubExecutionRequestSignall'"):
+        gms.garble_reads("dataHubExecutionRequestSignall", 1)
+    with pytest.raises(ValueError, match="count cannot be negative"):
+        gms.garble_reads(SIGNAL, -1)

@@ -175,6 +175,12 @@ def test_prune_at_start_up_counts_unfinished_at_their_own_mtime(
     assert {p.name for p in (tmp_path / "work").iterdir()} == {
         work[k].name for k in ("done5", "unfinished", "active")
     }
+    # The kept leftover is marked finished at its own time: later prunes count it.
+    marker = work["unfinished"].dir / ".finished"
+    assert marker.stat().st_mtime == 4500.0
+    assert names(prune(tmp_path / "work", keep=1, active={work["active"].name})) == {
+        work["unfinished"].name
+    }
 
 
 def test_keep_zero_removes_every_finished_one_and_nothing_else(tmp_path: Path) -> None:

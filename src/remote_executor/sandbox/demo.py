@@ -20,12 +20,16 @@ from remote_executor.sandbox import Sandbox
 DEMO_SECRET_NAME = "demo/sqlite-uri"
 
 
-def serve_sandbox(aws_port: int, gms_port: int, token: str | None) -> None:
+def serve_sandbox(
+    aws_port: int, gms_port: int, token: str | None, gms_latency_seconds: float = 0.0
+) -> None:
     """Run the sandbox in the foreground until Ctrl-C or SIGTERM."""
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
-    with Sandbox(token=token, aws_port=aws_port, gms_port=gms_port) as box:
+    with Sandbox(
+        token=token, aws_port=aws_port, gms_port=gms_port, gms_latency_seconds=gms_latency_seconds
+    ) as box:
         print(
             "Sandbox running: SQS + Secrets Manager at",
             box.aws.endpoint_url,

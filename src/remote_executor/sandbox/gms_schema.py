@@ -1,9 +1,10 @@
-"""GMS's wire format for the stand-in: its answers, and payload checks done with DataHub's
-own generated schema classes.
+"""GMS's wire format for the stand-in: aspects checked with DataHub's own generated schema
+classes, and the shapes of GMS's answers.
 
 A stand-in that accepted anything would let a malformed aspect pass the tests and only fail
-against a real server, so every payload is decoded with the very classes GMS's schemas are
+against a real server, so every aspect is decoded with the very classes GMS's schemas are
 generated from, and anything those classes would silently drop (unknown fields) is an error.
+How each endpoint's envelope is read lives with the endpoint, in gms_reads and gms_writes.
 """
 
 from __future__ import annotations
@@ -12,16 +13,14 @@ import json
 from typing import Any, NamedTuple
 
 from datahub.emitter.serialization_helper import post_json_transform
-from datahub.metadata.schema_classes import (
-    ASPECT_NAME_MAP,
-    KEY_ASPECTS,
-    AuditStampClass,
-    MetadataChangeProposalClass,
-    SystemMetadataClass,
-)
+from datahub.metadata.schema_classes import ASPECT_NAME_MAP, KEY_ASPECTS, AuditStampClass
 from datahub.utilities.urns.urn import Urn
 
+from remote_executor.sandbox.loopback import Request
+
 JsonDict = dict[str, Any]
+# (HTTP status, JSON body) of one API call, before it is encoded
+Answer = tuple[int, Any]
 
 RESULT_ASPECT = "dataHubExecutionRequestResult"
 
@@ -45,14 +44,6 @@ KNOWN_STATUSES = frozenset(
     }
 )
 
-# GMS's ExecutionRequestResultValidator refuses any update once a result reaches one of these.
-IMMUTABLE_STATUSES = frozenset({"SUCCESS", "CANCELLED", "ABORTED", "DUPLICATE"})
-
-# UPSERT only: PATCH needs server-side merge logic and CREATE existence checks that the stand-in
-# does not imitate, and a write it cannot imitate faithfully must fail loudly.
-_WRITE_CHANGE_TYPES = frozenset({"UPSERT"})
-_OPENAPI_ASPECT_KEYS = frozenset({"value", "systemMetadata", "headers"})
-
 
 class PayloadError(ValueError):
     """A payload GMS would reject as invalid; the message is the reason reported back."""
@@ -70,6 +61,17 @@ class Proposal(NamedTuple):
 def qualified_name(aspect_name: str) -> str:
     """The key GMS's Rest.li API wraps an aspect in: the PDL name, without avro's namespace."""
     return qualified_record_name(_aspect_class(aspect_name))
+
+
+def check_aspect_name(aspect_name: str) -> str:
+    """An aspect DataHub's schema knows, or PayloadError."""
+    _aspect_class(aspect_name)
+    return aspect_name
+
+
+def entity_type_of(urn: str) -> str:
+    """``urn:li:<entity type>:<key>``'s entity type; "" when urn has no such shape."""
+    return urn.split(":")[2] if urn.count(":") >= 3 else ""
 
 
 def check_urn(entity_type: str, urn: object) -> str:
@@ -122,99 +124,20 @@ def qualified_record_name(cls: Any) -> str:
     return full_name.replace(".pegasus2avro", "")
 
 
-def parse_proposal(proposal: object) -> Proposal:
-    """Validates a Rest.li ingestProposal envelope and the aspect it carries."""
-    envelope = check_record(MetadataChangeProposalClass, proposal, "proposal")
-    if envelope.get("changeType") not in _WRITE_CHANGE_TYPES:
-        raise PayloadError(
-            f"proposal: changeType {envelope.get('changeType')!r} is not supported by the stand-in"
-        )
-    entity_type = envelope["entityType"]
-    urn = check_urn(entity_type, envelope.get("entityUrn"))
-    aspect_name = envelope.get("aspectName")
-    aspect = envelope.get("aspect")
-    if not isinstance(aspect_name, str) or not isinstance(aspect, dict):
-        raise PayloadError("proposal: aspectName and aspect are required")
-    if aspect.get("contentType") != "application/json":
-        raise PayloadError(f"proposal: unsupported contentType {aspect.get('contentType')!r}")
-    try:
-        value = json.loads(aspect["value"])
-    except (TypeError, ValueError) as exc:
-        raise PayloadError(f"proposal: aspect value is not JSON: {exc}") from exc
-    return Proposal(entity_type, urn, aspect_name, check_aspect(aspect_name, value))
-
-
-def parse_json(content_type: str | None, body: bytes) -> object:
+def request_json(request: Request) -> object:
     """GMS only takes JSON, and says so when the content type is wrong."""
-    if not (content_type or "").startswith("application/json"):
+    if not (request.headers.get("Content-Type") or "").startswith("application/json"):
         raise PayloadError("Content-Type must be application/json")
     try:
-        return json.loads(body)
+        return json.loads(request.body)
     except ValueError as exc:
         raise PayloadError(f"request body is not JSON: {exc}") from exc
 
 
-def parse_restli(
-    content_type: str | None, protocol: str | None, body: bytes, key: str
-) -> list[Proposal]:
-    """The body of both Rest.li actions: {"proposal": {...}} or {"proposals": [...]}."""
-    if protocol != "2.0.0":
+def check_restli_2(request: Request) -> None:
+    """Rest.li 1.0 reads bodies and ``List(a,b)`` differently; our clients all send 2.0.0."""
+    if request.headers.get("X-RestLi-Protocol-Version") != "2.0.0":
         raise PayloadError("X-RestLi-Protocol-Version: 2.0.0 header is required")
-    payload = parse_json(content_type, body)
-    if not isinstance(payload, dict) or key not in payload:
-        raise PayloadError(f"request body must be a JSON object with {key!r}")
-    extra = sorted(set(payload) - {key, "async"})
-    if extra:
-        raise PayloadError(f"unrecognized parameter(s) {', '.join(extra)}")
-    if payload.get("async", "false") not in ("true", "false"):
-        raise PayloadError('"async" must be the string "true" or "false"')
-    if key == "proposal":
-        return [parse_proposal(payload[key])]
-    if not isinstance(payload[key], list) or not payload[key]:
-        raise PayloadError("proposals must be a non-empty list")
-    return [parse_proposal(proposal) for proposal in payload[key]]
-
-
-def parse_openapi_entities(entity_type: str, body: object) -> list[Proposal]:
-    """Validates an OpenAPI v3 entity upsert: a list of {urn, <aspect>: {value, ...}}."""
-    if not isinstance(body, list) or not body:
-        raise PayloadError("openapi: expected a non-empty JSON list of entities")
-    proposals = []
-    for item in body:
-        if not isinstance(item, dict):
-            raise PayloadError("openapi: every entity must be a JSON object")
-        urn = check_urn(entity_type, item.get("urn"))
-        for aspect_name, wrapper in item.items():
-            if aspect_name != "urn":
-                value = _openapi_aspect_value(aspect_name, wrapper)
-                proposals.append(Proposal(entity_type, urn, aspect_name, value))
-    return proposals
-
-
-def parse_batch_get(body: object) -> list[tuple[str, set[str]]]:
-    """OpenAPI v3 batchGet: [{"urn": ..., "<aspect>": {}}], no aspect meaning all of them."""
-    if not isinstance(body, list) or not all(
-        isinstance(item, dict) and isinstance(item.get("urn"), str) for item in body
-    ):
-        raise PayloadError("batchGet: expected a JSON list of {urn, <aspect>: {}}")
-    return [(item["urn"], set(item) - {"urn"}) for item in body]
-
-
-def parse_restli_list(values: list[str] | None, protocol: str | None) -> set[str] | None:
-    """Rest.li 2.0's array syntax in a query string, ``List(a,b)``; None when it is absent.
-
-    Rest.li 1.0 would read ``List(a,b)`` as one string, hence the protocol header check.
-    """
-    if values is None:
-        return None
-    if protocol != "2.0.0":
-        raise PayloadError("X-RestLi-Protocol-Version: 2.0.0 header is required")
-    if len(values) != 1 or not (values[0].startswith("List(") and values[0].endswith(")")):
-        raise PayloadError(f"aspects must be given once, as List(<name>,...), got {values!r}")
-    names = {name for name in values[0][len("List(") : -1].split(",") if name}
-    for name in names:
-        _aspect_class(name)
-    return names
 
 
 def key_aspect(urn: str) -> tuple[str, JsonDict]:
@@ -232,46 +155,21 @@ def enveloped_aspect(aspect_name: str, value: JsonDict, created: JsonDict) -> Js
     """One EnvelopedAspect of an EntityResponse (com/linkedin/entity/EnvelopedAspect.pdl).
 
     What is served is checked like what is received: value and audit stamp with DataHub's
-    classes. systemMetadata is optional in the PDL and left out.
+    classes. systemMetadata is optional in the PDL and left out. A failed check is the
+    stand-in's own bug, not the client's, hence a RuntimeError (a 500), not a PayloadError.
     """
+    try:
+        checked = check_aspect(aspect_name, value)
+        stamp = check_record(AuditStampClass, created, f"{aspect_name}.created")
+    except PayloadError as exc:
+        raise RuntimeError(f"the stand-in would serve what GMS would not: {exc}") from exc
     return {
         "name": aspect_name,
         "type": "VERSIONED",
         "version": 0,
-        "value": check_aspect(aspect_name, value),
-        "created": check_record(AuditStampClass, created, f"{aspect_name}.created"),
+        "value": checked,
+        "created": stamp,
     }
-
-
-def parse_timeseries_query(body: object) -> tuple[str, str, object]:
-    """getTimeseriesAspectValues: the urn, aspect and limit; filters are not imitated."""
-    if not isinstance(body, dict) or not isinstance(body.get("urn"), str):
-        raise PayloadError("getTimeseriesAspectValues: expected a JSON object with a urn")
-    return body["urn"], str(body.get("aspect")), body.get("limit")
-
-
-def refusal(previous: JsonDict | None, proposal: Proposal) -> str | None:
-    """GMS's ExecutionRequestResultValidator: a finished request's result is immutable."""
-    if proposal.aspect_name != RESULT_ASPECT or previous is None:
-        return None
-    if previous.get("status") not in IMMUTABLE_STATUSES:
-        return None
-    return (
-        f"Invalid update to immutable state for aspect {RESULT_ASPECT}. Execution urn:"
-        f" {proposal.urn} previous status: {previous['status']}. Denied status update:"
-        f" {proposal.value.get('status')}"
-    )
-
-
-def _openapi_aspect_value(aspect_name: str, wrapper: object) -> JsonDict:
-    if not isinstance(wrapper, dict) or "value" not in wrapper:
-        raise PayloadError(f"openapi: {aspect_name} must be an object with a value")
-    extra = sorted(set(wrapper) - _OPENAPI_ASPECT_KEYS)
-    if extra:
-        raise PayloadError(f"openapi: {aspect_name}: unrecognized field(s) {', '.join(extra)}")
-    if wrapper.get("systemMetadata") is not None:
-        check_record(SystemMetadataClass, wrapper["systemMetadata"], "systemMetadata")
-    return check_aspect(aspect_name, wrapper["value"])
 
 
 def _aspect_class(aspect_name: str) -> Any:
@@ -328,12 +226,3 @@ UNAUTHORIZED = "Unauthorized to perform this action."
 def error_body(status: int, message: str) -> JsonDict:
     """Rest.li's error shape, trimmed: the CLI shows "message" to the user."""
     return {"message": message, "status": status}
-
-
-def openapi_answer(proposals: list[Proposal]) -> list[JsonDict]:
-    """OpenAPI v3 echoes each entity with the aspects written, in request order."""
-    entities: dict[str, JsonDict] = {}
-    for proposal in proposals:
-        entity = entities.setdefault(proposal.urn, {"urn": proposal.urn})
-        entity[proposal.aspect_name] = {"value": proposal.value}
-    return list(entities.values())

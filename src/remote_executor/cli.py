@@ -35,13 +35,17 @@ def load_settings(**flags: Any) -> Settings:
     try:
         return Settings(**given)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
-            for err in exc.errors()
-        )
+        problems = "; ".join(_problem(err["loc"], err["msg"]) for err in exc.errors())
         raise click.ClickException(f"invalid settings: {problems}") from exc
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def _problem(location: tuple[int | str, ...], message: str) -> str:
+    # A check across settings has no single location: its message names the settings.
+    where = ".".join(str(part) for part in location)
+    message = message.removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
 
 
 def _env_pairs(pairs: tuple[str, ...]) -> dict[str, str]:

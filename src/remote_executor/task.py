@@ -21,6 +21,7 @@ from remote_executor.capture import LogTail
 from remote_executor.context import StopKind, TaskContext
 from remote_executor.errors import RecipeError, RunnerError, SecretError
 from remote_executor.models import ExecutionRequest, Status, TaskResult
+from remote_executor.notes import unmet_asks
 from remote_executor.recipe import TOKEN_ENV, PreparedRecipe, prepare_recipe
 from remote_executor.report import compose_report
 from remote_executor.runner import ProcessRun, RunOutcome
@@ -117,8 +118,7 @@ class Task:
         except SecretError as exc:
             return self._failure(f"Secret not resolved: {exc}. The subprocess was not started.")
         self._notes.extend(prepared.notes)
-        self._note_cli_version()
-        self._note_timeout_cap()
+        self._notes.extend(unmet_asks(self.request, self._ctx.max_timeout_seconds))
         try:
             outcome = self._execute(prepared, secrets, needs_token)
         except RunnerError as exc:
@@ -183,28 +183,6 @@ class Task:
         self.secret_seconds = time.monotonic() - started
         self._ctx.redactor.add(*resolved.values.values())
         return resolved
-
-    def _note_cli_version(self) -> None:
-        version = self.request.cli_version
-        if version and version.lower() not in ("native", "default"):
-            self._notes.append(
-                f"The request asked for CLI version {version}; this executor runs the "
-                "datahub CLI installed beside it."
-            )
-        if self.request.extra_pip_requirements:
-            self._notes.append(
-                "extra_pip_requirements were not installed: this executor does not install "
-                "packages at run time; add them to the image."
-            )
-
-    def _note_timeout_cap(self) -> None:
-        requested = self.request.timeout_seconds
-        if requested and requested > self._ctx.max_timeout_seconds:
-            self._notes.append(
-                f"args.timeout_seconds asked for {requested:g} s; limited to "
-                f"{self._ctx.max_timeout_seconds:g} s, the longest SQS lets a task hold its "
-                "message (12 h after receipt, less one lease)."
-            )
 
     def _handed_over(self, resolved: Resolved, needs_token: bool) -> dict[str, str]:
         # Keyed by the variable the recipe reads; the token only for the sink's ${...}.

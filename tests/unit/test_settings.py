@@ -285,3 +285,34 @@ def test_child_env_passthrough_adds_names(monkeypatch: pytest.MonkeyPatch) -> No
     assert env["ORACLE_HOME"] == "/opt/oracle"
     assert "NOT_SET" not in env
     assert "AWS_SECRET_ACCESS_KEY" not in env
+
+
+def test_fail_closed_defaults_and_the_worker_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXECUTOR_KILL_GRACE_SECONDS", "4")
+    settings = load_settings()
+
+    assert settings.task_timeout_seconds == 11 * 3600
+    assert settings.keep_task_dirs == 20
+    assert settings.task_log_max_mb == 200
+    config = settings.worker_config()
+    assert (config.lease_seconds, config.max_attempts, config.max_receives) == (300, 3, 50)
+    assert config.retry_delay_seconds == 30
+    assert config.lease_stop_margin_seconds == 19.0
+    assert config.stale_heartbeat_seconds == 15.0
+
+
+def test_a_timeout_past_what_a_lease_can_cover_is_refused_at_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("EXECUTOR_TASK_TIMEOUT_SECONDS", "43000")
+    monkeypatch.setenv("EXECUTOR_LEASE_SECONDS", "600")
+
+    with pytest.raises(click.ClickException) as caught:
+        load_settings()
+
+    assert caught.value.message == (
+        "invalid settings: EXECUTOR_TASK_TIMEOUT_SECONDS=43000 is longer than a task can "
+        "hold its message: SQS keeps a message invisible for at most 12 h after its receipt, "
+        "and the executor needs one lease (EXECUTOR_LEASE_SECONDS=600) to stop, report and "
+        "delete it; set it to 42600 or less"
+    )

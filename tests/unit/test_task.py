@@ -509,3 +509,18 @@ def test_progress_is_running_with_the_log(
     assert progress.duration_ms is None
     assert "Running." in progress.report.splitlines()
     assert "line 0001 of the fake ingestion output" in progress.report
+
+
+def test_a_request_timeout_past_the_visibility_cap_is_held_to_it(
+    make_request: MakeRequest, make_context: MakeContext
+) -> None:
+    task, result = run_task(
+        make_request({}, timeout_seconds=50_000),
+        make_context(max_timeout_seconds=42_900.0),
+    )
+
+    assert task.timeout_seconds == 42_900.0
+    assert (
+        "args.timeout_seconds asked for 50000 s; limited to 42900 s, the longest SQS lets a "
+        "task hold its message (12 h after receipt, less one lease)."
+    ) in result.report.splitlines()

@@ -1,0 +1,29 @@
+"""What a request asked for that this executor does not do as asked, for the report."""
+
+from __future__ import annotations
+
+from remote_executor.models import ExecutionRequest
+
+
+def unmet_asks(request: ExecutionRequest, max_timeout_seconds: float) -> list[str]:
+    """One note per ask the run does not honour as asked: CLI version, packages, timeout."""
+    notes = []
+    version = request.cli_version
+    if version and version.lower() not in ("native", "default"):
+        notes.append(
+            f"The request asked for CLI version {version}; this executor runs the "
+            "datahub CLI installed beside it."
+        )
+    if request.extra_pip_requirements:
+        notes.append(
+            "extra_pip_requirements were not installed: this executor does not install "
+            "packages at run time; add them to the image."
+        )
+    requested = request.timeout_seconds
+    if requested and requested > max_timeout_seconds:
+        notes.append(
+            f"args.timeout_seconds asked for {requested:g} s; limited to "
+            f"{max_timeout_seconds:g} s, the longest SQS lets a task hold its message "
+            "(12 h after receipt, less one lease)."
+        )
+    return notes

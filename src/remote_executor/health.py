@@ -102,6 +102,12 @@ class Metrics:
             ["loop"],
             registry=r,
         )
+        self.loop_restarts = Counter(
+            "executor_loop_restarts",
+            "Background loops restarted after an error escaped them, by loop.",
+            ["loop"],
+            registry=r,
+        )
         self.leftover_processes_killed = Counter(
             "executor_leftover_processes_killed",
             "Processes a finished task left behind, killed by the worker.",

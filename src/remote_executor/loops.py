@@ -1,11 +1,13 @@
 """Background loops that survive their own bugs, and a registry that says when one died.
 
 Every thread that keeps the worker honest (lease keeper, cancel watcher,
-progress updaters, readiness checks) runs as a ``Loop``: one ``iteration`` at a
-time, each in its own ``try``. An exception from one iteration is logged and
-counted and the loop goes on; only an exception that escapes the loop itself
-(a bug in this module, or a ``BaseException``) ends the thread, and then
-``Loops.dead`` names it so that ``/healthz`` turns red.
+heartbeats, readiness checks, the orphan reaper) runs as a ``Loop``: one
+``iteration`` at a time, each in its own ``try``. An exception from one iteration
+is logged and counted and the loop goes on. What escapes that (a ``BaseException``
+such as ``SystemExit`` from an iteration, or a bug in this module) restarts the
+loop, logged and counted, up to ``MAX_RESTARTS`` times; after that the thread
+ends, and ``Loops.dead`` names it so that ``/healthz`` turns red and the
+orchestrator restarts the worker.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import structlog
 log = structlog.get_logger("remote_executor.loops")
 
 ErrorCallback = Callable[[str, BaseException], None]
+MAX_RESTARTS = 3
 
 
 class Loop:
@@ -29,15 +32,23 @@ class Loop:
         iteration: Callable[[], object],
         interval: Callable[[], float] | float,
         on_error: ErrorCallback | None = None,
+        on_restart: ErrorCallback | None = None,
     ) -> None:
         self.name = name
         self._iteration = iteration
         self._interval = interval if callable(interval) else (lambda: float(interval))
         self._on_error = on_error
+        self.on_restart = on_restart
+        self.restarts = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.errors = 0
         self.died: BaseException | None = None
+
+    @property
+    def kind(self) -> str:
+        """The name without what follows its first space: a metric label of few values."""
+        return self.name.split(" ", 1)[0]
 
     @property
     def stopping(self) -> threading.Event:
@@ -71,24 +82,39 @@ class Loop:
                 self._on_error(self.name, exc)
 
     def _run(self) -> None:
-        try:
-            while not self._stop.wait(self._interval()):
-                self.run_once()
-        except BaseException as exc:
-            self.died = exc
-            log.critical("background loop died", loop=self.name, error=repr(exc))
-            raise
+        while True:
+            try:
+                while not self._stop.wait(self._interval()):
+                    self.run_once()
+                return
+            except BaseException as exc:
+                if self.restarts >= MAX_RESTARTS:
+                    self.died = exc
+                    log.critical("background loop died", loop=self.name, error=repr(exc))
+                    raise
+                self.restarts += 1
+                log.error(
+                    "background loop restarted",
+                    loop=self.name,
+                    error=repr(exc),
+                    restarts=self.restarts,
+                )
+                if self.on_restart is not None:
+                    self.on_restart(self.kind, exc)
 
 
 class Loops:
     """The worker's long-lived loops, for ``/healthz``."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_restart: ErrorCallback | None = None) -> None:
         self._loops: list[Loop] = []
         self._lock = threading.Lock()
+        self._on_restart = on_restart
 
     def add(self, loop: Loop) -> Loop:
-        """Register a loop (registering does not start it)."""
+        """Register a loop (registering does not start it); restarts are reported here."""
+        if loop.on_restart is None:
+            loop.on_restart = self._on_restart
         with self._lock:
             self._loops.append(loop)
         return loop

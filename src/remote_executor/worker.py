@@ -56,7 +56,7 @@ class Worker:
         self._config = config
         self.metrics = metrics or Metrics()
         self.instance = new_instance(config.worker_id)
-        self.loops = Loops()
+        self.loops = Loops(on_restart=lambda kind, _: self.metrics.loop_restarts.labels(kind).inc())
         self._stopping = threading.Event()
         self._forced = threading.Event()
         self._token_refused = threading.Event()

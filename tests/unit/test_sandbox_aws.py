@@ -65,9 +65,18 @@ def test_every_call_is_counted_whatever_its_protocol(aws_box: AwsSandbox) -> Non
     sqs.send_message(QueueUrl=url, MessageBody="a")  # boto3: the JSON protocol
     sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0)
     aws_box.put_secret(f"counted-{uuid.uuid4().hex[:6]}", "value")
-    # kombu's asynchronous SQS client speaks the query protocol, in a form body
+    # kombu's asynchronous SQS client speaks the query protocol, in a form body, signed:
+    # the signature's credential scope names the service (moto 5.2.6 routes an unsigned
+    # POST to / to S3).
     form = {"Action": "GetQueueAttributes", "QueueUrl": url, "AttributeName.1": "All"}
-    assert requests.post(aws_box.endpoint_url, data=form, timeout=10).status_code == 200
+    signed = (
+        "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/sqs/aws4_request, "
+        "SignedHeaders=host, Signature=0"
+    )
+    answer = requests.post(
+        aws_box.endpoint_url, data=form, headers={"Authorization": signed}, timeout=10
+    )
+    assert answer.status_code == 200
 
     counted = aws_box.calls() - before
 

@@ -196,6 +196,8 @@ def start_worker(
         "EXECUTOR_DATAHUB_COMMAND": str(child),
         "EXECUTOR_LOG_FORMAT": "json",
         "EXECUTOR_LOG_LEVEL": "DEBUG",
+        # The benchmarks read every task's log after the run: keep every task directory.
+        "EXECUTOR_KEEP_TASK_DIRS": "1000000",
         **env,
     }
     proc = sandbox.start_worker(work_dir, log_path, queue_url, **settings)

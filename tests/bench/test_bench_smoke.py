@@ -87,6 +87,8 @@ def test_log_volume_keeps_the_whole_log_masked(tmp_path: Path) -> None:
     data = run_quick("log_volume", tmp_path)["data"]
 
     assert data["complete"] is True
+    assert data["capped"]["complete"] is True  # head, marker, masked tail, within the cap
+    assert data["capped"]["bytes"] <= 1024 * 1024 + 64 * 1024
     assert data["lines"] == 5_000_000 // LINE_BYTES
     assert data["bytes"] > data["lines"] * LINE_BYTES  # with the child's first and last lines
     assert data["floor_mb_per_second"] > 0

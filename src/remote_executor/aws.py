@@ -56,8 +56,6 @@ def client_config(
 CLIENT_CONFIG = client_config()
 # The SQS receive: its read timeout outlasts the longest long poll.
 RECEIVE_CONFIG = client_config(RECEIVE_READ_TIMEOUT_SECONDS, RECEIVE_MAX_ATTEMPTS)
-# The name this config had before it carried timeouts.
-RETRY_CONFIG = CLIENT_CONFIG
 
 
 def error_code(exc: ClientError) -> str:

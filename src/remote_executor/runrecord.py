@@ -74,11 +74,6 @@ class RunRecord:
         age = (at_ms or now_ms()) - self.at_ms
         return not self.released and age < stale_after_seconds * 1000
 
-    @property
-    def identity(self) -> str:
-        """Run number as the identity suffix of its task directory, lease and table entry."""
-        return str(self.attempt)
-
     @classmethod
     def parse(cls, result: dict[str, Any] | None) -> RunRecord | None:
         """The record of a RUNNING result aspect, or None (other status, or not ours)."""

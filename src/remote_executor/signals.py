@@ -26,7 +26,6 @@ class StopSignals:
         self._stop = stop
         self._read, self._write = os.pipe()
         os.set_blocking(self._write, False)
-        self.count = 0
         self._thread = threading.Thread(target=self._loop, name="signals", daemon=True)
 
     def install(self) -> StopSignals:
@@ -37,8 +36,7 @@ class StopSignals:
         return self
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
-        # Only async-signal-safe work here: a counter and a write that cannot block.
-        self.count += 1
+        # Only async-signal-safe work here: one write that cannot block.
         with contextlib.suppress(OSError):  # a full pipe: enough signals are pending
             os.write(self._write, bytes([signum & 0xFF]))
 

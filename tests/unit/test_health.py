@@ -15,10 +15,13 @@ from click.testing import CliRunner
 
 from remote_executor import cli
 from remote_executor import serve as serving
+from remote_executor import worker as worker_module
 from remote_executor.errors import QueueError
 from remote_executor.gms import MemoryReporter
 from remote_executor.health import HealthServer, Metrics, Readiness
+from remote_executor.loops import MAX_RESTARTS
 from remote_executor.models import request_urn
+from remote_executor.processes import CHILDREN
 from remote_executor.queue import MemoryQueue
 from remote_executor.queue.base import Lease
 from tests.unit.worker_support import message, terminal
@@ -266,3 +269,27 @@ def test_executor_health_exit_codes(
     result = CliRunner().invoke(cli.main, ["health"])
     assert result.exit_code == 1
     assert "no worker answers at http://127.0.0.1:9/healthz" in result.output
+
+
+def test_a_background_loop_that_keeps_dying_turns_healthz_red(
+    running: Callable[..., Any],
+    wait_for: Callable[..., bool],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken() -> int:
+        raise SystemExit("the reaper's bug")  # escapes the guard of one iteration
+
+    monkeypatch.setattr(threading, "excepthook", lambda _args: None)
+    monkeypatch.setattr(worker_module, "REAP_SECONDS", 0.01)
+    monkeypatch.setattr(CHILDREN, "reap_orphans", broken)
+    with running(MemoryQueue(), MemoryReporter()) as worker:
+        server = serving.health_server(0, worker, Readiness({}))
+        try:
+            assert wait_for(lambda: get(server.port, "/healthz")[0] == 503)
+            assert get(server.port, "/healthz")[1] == (
+                'background loop reaper died: SystemExit("the reaper\'s bug")\n'
+            )
+            sample = worker.metrics.registry.get_sample_value
+            assert sample("executor_loop_restarts_total", {"loop": "reaper"}) == MAX_RESTARTS
+        finally:
+            server.stop()

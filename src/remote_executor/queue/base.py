@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -87,3 +87,14 @@ class Queue(Protocol):
     def attributes(self) -> dict[str, str]:
         """The queue's attributes; proves it exists and we may read it."""
         ...
+
+
+def extend_each(leases: Sequence[Lease], extend: Callable[[Lease], None]) -> ExtendFailures:
+    """``extend`` each lease on its own; the ones that failed, with their errors."""
+    failures: ExtendFailures = {}
+    for lease in leases:
+        try:
+            extend(lease)
+        except QueueError as exc:
+            failures[lease.message_id] = exc
+    return failures

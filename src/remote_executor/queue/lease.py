@@ -124,10 +124,6 @@ class LeaseKeeper:
             held = self._held.get(message_id)
         return None if held is None else held.expires_at - self._clock()
 
-    def extend_all(self) -> None:
-        """One round; the name of ``tick`` before the keeper kept expiry times."""
-        self.tick()
-
     def tick(self) -> None:
         """One round: extend what is due, then hand over what cannot be kept."""
         now = self._clock()

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from remote_executor.errors import LeaseLostError, QueueError
-from remote_executor.queue.base import ExtendFailures, Lease
+from remote_executor.queue.base import ExtendFailures, Lease, extend_each
 
 
 @dataclass
@@ -102,13 +102,7 @@ class MemoryQueue:
             return {}
         with self._cond:
             self.extend_batches.append([lease.message_id for lease in leases])
-        failures: ExtendFailures = {}
-        for lease in leases:
-            try:
-                self.extend(lease, lease_seconds)
-            except QueueError as exc:
-                failures[lease.message_id] = exc
-        return failures
+        return extend_each(leases, lambda lease: self.extend(lease, lease_seconds))
 
     def release(self, lease: Lease, delay_seconds: int = 0) -> None:
         with self._cond:

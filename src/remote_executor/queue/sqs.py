@@ -13,7 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from remote_executor.aws import CLIENT_CONFIG, RECEIVE_CONFIG, describe, error_code
 from remote_executor.errors import ConfigurationError, LeaseLostError, QueueError
-from remote_executor.queue.base import ExtendFailures, Lease
+from remote_executor.queue.base import ExtendFailures, Lease, extend_each
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -147,13 +147,7 @@ class SqsQueue:
         }
 
     def _extend_one_by_one(self, chunk: Sequence[Lease], seconds: int) -> ExtendFailures:
-        failures: ExtendFailures = {}
-        for lease in chunk:
-            try:
-                self._change_visibility(lease, seconds)
-            except QueueError as exc:
-                failures[lease.message_id] = exc
-        return failures
+        return extend_each(chunk, lambda lease: self._change_visibility(lease, seconds))
 
     @staticmethod
     def _all_failed(chunk: Sequence[Lease], exc: ClientError | BotoCoreError) -> ExtendFailures:

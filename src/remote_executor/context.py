@@ -10,6 +10,7 @@ from remote_executor import runspec
 from remote_executor.handoff import Handoff
 from remote_executor.models import Status
 from remote_executor.secrets import Redactor, SecretSources
+from remote_executor.venvs import Environments
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ class TaskContext:
     handoff: Handoff
     gms_url: str | None
     token: str | None
+    # Which CLI each request runs: installed, bundled, or from the cache of environments.
+    environments: Environments
     # Used when the recipe has no sink and there is no GMS (``executor exec``): a file
     # in the task directory, so the user sees what would have been ingested.
     file_sink_when_no_gms: bool = False

@@ -19,7 +19,8 @@ wrapped once, at the adapter that met them, with ``raise ... from exc``.
     │   ├── GmsRejectedError        a 4xx other than auth: the payload was refused
     │   ├── GmsAuthError            401/403: the token is missing, wrong or lacks rights
     │   └── NotGmsError             the URL answers, but it is not GMS (HTML, no /gms)
-    └── RunnerError                 the ingestion subprocess could not be started
+    ├── RunnerError                 the ingestion subprocess could not be started
+    └── VenvError                   the CLI environment a request asks for cannot be had
 
 ``MessageError`` carries the request urn when the message named one, so the
 worker can report FAILURE for it.
@@ -107,3 +108,8 @@ class NotGmsError(GmsError):
 
 class RunnerError(ExecutorError):
     """The ingestion subprocess could not be started."""
+
+
+class VenvError(ExecutorError):
+    """The CLI version, plugins or packages a request asks for cannot be provided: a
+    version that is none, an install that is refused or that failed."""

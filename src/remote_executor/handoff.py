@@ -68,18 +68,20 @@ class Handoff:
         self._lock = threading.Lock()
         self._answers: dict[tuple[object, ...], bool] = {}
 
-    def reads_envelope(self) -> bool:
-        """Whether the CLI reads the stdin envelope; probed once per CLI version."""
+    def reads_envelope(self, command: tuple[str, ...] | None = None) -> bool:
+        """Whether the CLI (``command``, else the installed one) reads the stdin envelope;
+        probed once per CLI version."""
         if self._mode == "env":
             return False
-        key = _fingerprint(self._command)
+        command = command or self._command
+        key = _fingerprint(command)
         with self._lock:  # one probe at a time: tasks starting together wait for it
             if key not in self._answers:
-                self._answers[key] = self._probe()
+                self._answers[key] = self._probe(command)
             return self._answers[key]
 
-    def _probe(self) -> bool:
-        argv = [*self._command, "ingest", "run", "--help"]
+    def _probe(self, command: tuple[str, ...]) -> bool:
+        argv = [*command, "ingest", "run", "--help"]
         try:
             # Registered, so that the worker's orphan reaper never takes its exit status.
             child = CHILDREN.start(
@@ -107,14 +109,21 @@ class Handoff:
         supported = done.returncode == 0 and ENVELOPE_MARKER in done.stdout
         log.debug(
             "handoff.probed",
-            command=" ".join(self._command),
+            command=" ".join(command),
             secrets_via="stdin envelope" if supported else "environment variables",
         )
         return supported
 
-    def deliver(self, recipe_text: str, recipe_path: Path, values: dict[str, str]) -> Delivery:
-        """How this run gets ``values`` (keyed by the variable names the recipe reads)."""
-        if values and self.reads_envelope():
+    def deliver(
+        self,
+        recipe_text: str,
+        recipe_path: Path,
+        values: dict[str, str],
+        command: tuple[str, ...] | None = None,
+    ) -> Delivery:
+        """How this run of ``command`` gets ``values`` (keyed by the variable names the
+        recipe reads)."""
+        if values and self.reads_envelope(command):
             envelope = {"__recipe_yaml__": recipe_text, "__secrets__": values}
             return Delivery("-", json.dumps(envelope).encode("utf-8"), {}, "on stdin")
         return Delivery(str(recipe_path), None, dict(values), "as environment variables")

@@ -157,6 +157,7 @@ def _request(  # noqa: PLR0917
         extra_pip_requirements=[
             str(r) for r in _json_arg(args, "extra_pip_requirements", list, urn)
         ],
+        extra_pip_plugins=[str(p) for p in _json_arg(args, "extra_pip_plugins", list, urn)],
         timeout_seconds=_timeout_arg(args, urn),
     )
 

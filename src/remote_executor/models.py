@@ -59,6 +59,8 @@ class ExecutionRequest(BaseModel):
     debug_mode: bool = False
     extra_env_vars: dict[str, str] = Field(default_factory=dict)
     extra_pip_requirements: list[str] = Field(default_factory=list)
+    # Plugins (acryl-datahub extras) beyond the recipe's source and sink types.
+    extra_pip_plugins: list[str] = Field(default_factory=list)
     # args.timeout_seconds: this request's own limit, instead of EXECUTOR_TASK_TIMEOUT_SECONDS.
     timeout_seconds: float | None = None
 

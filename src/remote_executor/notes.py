@@ -6,19 +6,11 @@ from remote_executor.models import ExecutionRequest
 
 
 def unmet_asks(request: ExecutionRequest, max_timeout_seconds: float) -> list[str]:
-    """One note per ask the run does not honour as asked: CLI version, packages, timeout."""
+    """One note per ask the run does not honour as asked: today, a timeout over the cap.
+
+    The CLI version, plugins and packages are honoured (``venvs``), or the task fails.
+    """
     notes = []
-    version = request.cli_version
-    if version and version.lower() not in ("native", "default"):
-        notes.append(
-            f"The request asked for CLI version {version}; this executor runs the "
-            "datahub CLI installed beside it."
-        )
-    if request.extra_pip_requirements:
-        notes.append(
-            "extra_pip_requirements were not installed: this executor does not install "
-            "packages at run time; add them to the image."
-        )
     requested = request.timeout_seconds
     if requested and requested > max_timeout_seconds:
         notes.append(

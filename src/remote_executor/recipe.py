@@ -26,6 +26,7 @@ class PreparedRecipe:
 
     text: str
     source_type: str
+    sink_type: str | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -67,6 +68,12 @@ def _strip_datahub_reporting(recipe: dict[str, Any], notes: list[str]) -> None:
         recipe["reporting"] = kept
 
 
+def _sink_type(recipe: dict[str, Any]) -> str | None:
+    sink = recipe.get("sink")
+    kind = sink.get("type") if isinstance(sink, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
 def prepare_recipe(
     request: ExecutionRequest, default_sink: dict[str, Any] | None
 ) -> PreparedRecipe:
@@ -85,5 +92,6 @@ def prepare_recipe(
     return PreparedRecipe(
         text=yaml.safe_dump(recipe, sort_keys=False),
         source_type=recipe["source"]["type"],
+        sink_type=_sink_type(recipe),
         notes=notes,
     )

@@ -12,8 +12,8 @@ operator controls its environment. So:
   default sink is exactly that. Only then does the token reach the child.
 - ``extra_env_vars`` must be valid POSIX names without NUL characters, and may not set
   what the executor sets or inherits: the reserved names above, ``PATH``, ``TMPDIR``,
-  ``LD_*``, ``PYTHON*`` and ``DATAHUB_*`` except the tuning variables in
-  ``ALLOWED_DATAHUB_VARIABLES``. The executor's own variables are applied last.
+  ``VIRTUAL_ENV``, ``LD_*``, ``PYTHON*`` and ``DATAHUB_*`` except the tuning variables
+  in ``ALLOWED_DATAHUB_VARIABLES``. The executor's own variables are applied last.
 
 Everything here is pure: it reads no clock, no file and no environment.
 """
@@ -35,7 +35,7 @@ from remote_executor.secrets.references import find_references, variable_name
 LEGACY_NAMES = frozenset({"DATAHUB_ACCESS_TOKEN", "DATAHUB_BASE_URL"})
 RESERVED_PREFIXES = ("AWS_", "EXECUTOR_")
 # Names a request's extra_env_vars may not set, besides the reserved ones.
-ENV_ONLY_NAMES = frozenset({"PATH", "TMPDIR"})
+ENV_ONLY_NAMES = frozenset({"PATH", "TMPDIR", "VIRTUAL_ENV"})
 ENV_ONLY_PREFIXES = ("LD_", "PYTHON", "DATAHUB_")
 # DATAHUB_* variables of the CLI that tune a run and redirect nothing (no endpoint, no
 # credential, no masking switch): extra_env_vars may set these.
@@ -217,8 +217,11 @@ def environment(
     return {**inherited, **extra_env_vars, **own, **handed}
 
 
-def own_variables(tmp_dir: Path, gms_url: str | None) -> dict[str, str]:
-    """The variables the executor sets in every child."""
+def own_variables(
+    tmp_dir: Path, gms_url: str | None, venv_bin: Path | None = None, path: str = ""
+) -> dict[str, str]:
+    """The variables the executor sets in every child; a CLI from an environment gets it
+    activated (``VIRTUAL_ENV``, its ``bin`` first on ``PATH``, the inherited ``path`` after)."""
     own = {
         "TMPDIR": str(tmp_dir),
         "PYTHONUNBUFFERED": "1",
@@ -226,6 +229,9 @@ def own_variables(tmp_dir: Path, gms_url: str | None) -> dict[str, str]:
     }
     if gms_url:
         own[SERVER_ENV] = gms_url
+    if venv_bin is not None:
+        own["VIRTUAL_ENV"] = str(venv_bin.parent)
+        own["PATH"] = f"{venv_bin}:{path}" if path else str(venv_bin)
     return own
 
 

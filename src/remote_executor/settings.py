@@ -22,6 +22,7 @@ from remote_executor.config import WorkerConfig, max_task_seconds
 from remote_executor.errors import ConfigurationError
 from remote_executor.secrets.aws import SecretRef
 from remote_executor.secrets.sources import SOURCE_NAMES
+from remote_executor.venvs.settings import VenvSettings
 
 # What the ingestion subprocess inherits from the worker's environment, besides
 # what the executor sets itself. Static AWS keys are deliberately absent: the
@@ -76,8 +77,9 @@ def parse_name_map(raw: str, what: str) -> dict[str, str]:
     return mapping
 
 
-class Settings(BaseSettings):
-    """The whole configuration of one executor process."""
+class Settings(VenvSettings, BaseSettings):
+    """The whole configuration of one executor process (the environments' part in
+    ``venvs.settings``)."""
 
     model_config = SettingsConfigDict(populate_by_name=True, extra="ignore")
 

@@ -18,8 +18,9 @@ import structlog
 
 from remote_executor import __version__, runspec
 from remote_executor.capture import LogTail
+from remote_executor.cli_env import PhaseLog, cli_for
 from remote_executor.context import StopKind, TaskContext
-from remote_executor.errors import RecipeError, RunnerError, SecretError
+from remote_executor.errors import RecipeError, RunnerError, SecretError, VenvError
 from remote_executor.models import ExecutionRequest, Status, TaskResult
 from remote_executor.notes import unmet_asks
 from remote_executor.recipe import TOKEN_ENV, PreparedRecipe, prepare_recipe
@@ -28,6 +29,7 @@ from remote_executor.runner import ProcessRun, RunOutcome
 from remote_executor.runrecord import RunRecord
 from remote_executor.secrets import Resolved, variable_name
 from remote_executor.secrets.references import find_references
+from remote_executor.venvs import Cancelled, Chosen, Stopper
 from remote_executor.workspace import TaskWorkspace
 
 log = structlog.get_logger("remote_executor.task")
@@ -57,8 +59,10 @@ class Task:
         self._notes: list[str] = []
         self._lock = threading.Lock()
         self._process: ProcessRun | None = None
+        self._installs = Stopper()
         self._stop: tuple[StopKind, str] | None = None
         self.secret_seconds: float | None = None
+        self.cli_version: str | None = None
         self.leftovers_killed = 0
 
     @property
@@ -119,14 +123,41 @@ class Task:
             return self._failure(f"Secret not resolved: {exc}. The subprocess was not started.")
         self._notes.extend(prepared.notes)
         self._notes.extend(unmet_asks(self.request, self._ctx.max_timeout_seconds))
+        timer = self._start_timer()  # the install counts against the timeout too
         try:
-            outcome = self._execute(prepared, secrets, needs_token)
+            phase = PhaseLog(self.log_path, self.tail, self._ctx.redactor)
+            with cli_for(
+                self.request, prepared, self._ctx.environments, phase, self._installs
+            ) as chosen:
+                self._notes.append(chosen.note)
+                self.cli_version = chosen.version
+                outcome = self._execute(prepared, secrets, needs_token, chosen)
+        except VenvError as exc:
+            return self._failure(f"CLI environment: {exc}")
+        except Cancelled as exc:
+            outcome = RunOutcome(None, None, 0.0, str(exc))
         except RunnerError as exc:
             return self._failure(
                 f"{exc}. Install acryl-datahub in the worker's environment or set "
                 "EXECUTOR_DATAHUB_COMMAND."
             )
+        finally:
+            timer.cancel()
         return self._result(outcome)
+
+    def _start_timer(self) -> threading.Timer:
+        limit = self.timeout_seconds
+        source = (
+            "args.timeout_seconds of the request"
+            if self.request.timeout_seconds
+            else "EXECUTOR_TASK_TIMEOUT_SECONDS"
+        )
+        timer = threading.Timer(
+            limit, self.stop, (StopKind.TIMEOUT, f"limit {limit:g} s, set by {source}")
+        )
+        timer.daemon = True
+        timer.start()
+        return timer
 
     def _close_workspace(self) -> None:
         try:
@@ -143,6 +174,7 @@ class Task:
             if self._stop is None:
                 self._stop = (kind, reason)
             process = self._process
+        self._installs.stop(reason)
         if process is not None:
             process.stop(reason, self._ctx.kill_grace_seconds)
 
@@ -192,17 +224,20 @@ class Task:
         return values
 
     def _execute(
-        self, prepared: PreparedRecipe, resolved: Resolved, needs_token: bool
+        self, prepared: PreparedRecipe, resolved: Resolved, needs_token: bool, cli: Chosen
     ) -> RunOutcome:
         # The recipe on disk keeps its placeholders: it shows what ran, never a value.
         self.workspace.recipe_path.write_text(prepared.text, encoding="utf-8")
         delivery = self._ctx.handoff.deliver(
-            prepared.text, self.workspace.recipe_path, self._handed_over(resolved, needs_token)
+            prepared.text,
+            self.workspace.recipe_path,
+            self._handed_over(resolved, needs_token),
+            cli.command,
         )
         if resolved.values:
             self._notes.append(f"Secrets {resolved.describe()}, handed over {delivery.how}.")
         invocation = runspec.Invocation(
-            self._ctx.datahub_command,
+            cli.command,
             self.request.task,
             self.request.debug_mode,
             delivery.config_argument,
@@ -211,7 +246,12 @@ class Task:
         env = runspec.environment(
             self._ctx.base_env,
             self.request.extra_env_vars,
-            runspec.own_variables(self.workspace.tmp_dir, self._ctx.gms_url),
+            runspec.own_variables(
+                self.workspace.tmp_dir,
+                self._ctx.gms_url,
+                cli.bin_dir,
+                self._ctx.base_env.get("PATH", ""),
+            ),
             delivery.env,
         )
         log_max = self._ctx.log_max_mb
@@ -229,21 +269,7 @@ class Task:
             if self._stop is not None:
                 return RunOutcome(None, None, 0.0, self._stop[1])
             self._process = process = ProcessRun(spec, self._ctx.redactor, self.tail)
-        limit = self.timeout_seconds
-        source = (
-            "args.timeout_seconds of the request"
-            if self.request.timeout_seconds
-            else "EXECUTOR_TASK_TIMEOUT_SECONDS"
-        )
-        timer = threading.Timer(
-            limit, self.stop, (StopKind.TIMEOUT, f"limit {limit:g} s, set by {source}")
-        )
-        timer.daemon = True
-        timer.start()
-        try:
-            outcome = process.wait()
-        finally:
-            timer.cancel()
+        outcome = process.wait()
         self.leftovers_killed = outcome.leftovers_killed
         return outcome
 

@@ -20,6 +20,8 @@ from remote_executor.secrets.environment import EnvSecretResolver
 from remote_executor.secrets.files import FileSecretResolver
 from remote_executor.settings import Settings
 from remote_executor.task import TaskContext
+from remote_executor.venvs import Environments, Installer
+from remote_executor.venvs import packages as cli_packages
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -33,6 +35,22 @@ def datahub_command(settings: Settings) -> tuple[str, ...]:
     if beside.exists():
         return (str(beside),)
     return (shutil.which("datahub") or "datahub",)
+
+
+def environments(
+    settings: Settings, command: tuple[str, ...], environ: Mapping[str, str] = os.environ
+) -> Environments:
+    """The CLI environments: the installed CLI is known by its version only when the
+    executor runs the one beside it (no EXECUTOR_DATAHUB_COMMAND)."""
+    config = settings.venv_config(settings.work_dir)
+    installer = Installer(
+        environ=environ,
+        inherited=settings.child_environment(environ),
+        cache_dir=Path(environ.get("UV_CACHE_DIR") or config.root / ".uv-cache"),
+        wheelhouse=settings.wheelhouse,
+    )
+    native = None if settings.datahub_command else cli_packages.installed()
+    return Environments(config, installer, command, native)
 
 
 def secret_sources(
@@ -67,6 +85,7 @@ def task_context(settings: Settings, redactor: Redactor, gms_url: str | None) ->
         handoff=Handoff(command, settings.secret_handoff),
         gms_url=gms_url,
         token=settings.token,
+        environments=environments(settings, command),
         file_sink_when_no_gms=gms_url is None,
         report_max_chars=settings.report_max_chars,
         worker_id=settings.worker_id,

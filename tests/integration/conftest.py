@@ -25,7 +25,7 @@ from remote_executor.sandbox.demo import create_demo_database
 from remote_executor.secrets import Redactor
 from remote_executor.settings import Settings
 from remote_executor.task import TaskContext
-from remote_executor.wiring import datahub_command, secret_sources
+from remote_executor.wiring import datahub_command, environments, secret_sources
 from remote_executor.worker import Worker, WorkerConfig
 
 TOKEN = "integration-token-7c1e"
@@ -123,6 +123,7 @@ def start_worker(sandbox: Sandbox, tmp_path: Path) -> Iterator[callable]:  # typ
             handoff=Handoff(command, values.secret_handoff),
             gms_url=sandbox.gms.url,
             token=TOKEN,
+            environments=environments(values, command),
         )
         worker_config = WorkerConfig(
             worker_id="remote",

@@ -23,6 +23,7 @@ from remote_executor.queue.base import Queue
 from remote_executor.sandbox.aws import AwsSandbox
 from remote_executor.secrets import MemorySecretResolver, Redactor, SecretSources
 from remote_executor.task import TaskContext
+from remote_executor.venvs import Environments, Installer, VenvConfig
 from remote_executor.worker import Worker, WorkerConfig
 from tests.polling import wait_for as poll_until
 
@@ -94,6 +95,17 @@ def make_context(tmp_path: Path) -> Callable[..., TaskContext]:
             "kill_grace_seconds": 5.0,
         }
         values.update(overrides)
+        # The fake CLI is a configured command: "native" runs it, a pinned version needs
+        # an install, which unit tests refuse (tests/integration install for real).
+        values.setdefault(
+            "environments",
+            Environments(
+                VenvConfig(tmp_path / "venvs", allow_install=False),
+                Installer({}, dict(CHILD_BASE_ENV), tmp_path / "uv-cache"),
+                values["datahub_command"],
+                None,
+            ),
+        )
         return TaskContext(**values)
 
     return make

@@ -7,6 +7,7 @@ import re
 import resource
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ import yaml
 from remote_executor.models import ExecutionRequest, Status, TaskKind, TaskResult
 from remote_executor.secrets import MASK, MemorySecretResolver, Redactor, SecretSources
 from remote_executor.task import StopKind, Task, TaskContext
+from remote_executor.venvs import Environments
+from tests.unit.conftest import FAKE_COMMAND
 
 MakeRequest = Callable[..., ExecutionRequest]
 MakeContext = Callable[..., TaskContext]
@@ -331,24 +334,69 @@ def test_run_id_and_pipeline_name_reach_the_recipe(
     assert "fake datahub 9.9.9: run_id=abc-123" in result.report
 
 
-def test_cli_version_and_pip_requirements_are_noted(
-    make_request: MakeRequest, make_context: MakeContext
+@pytest.mark.parametrize(
+    ("asks", "reason"),
+    [
+        (
+            {"cli_version": "0.14.1"},
+            "CLI version 0.14.1 is not installed on this worker, and EXECUTOR_ALLOW_INSTALL=false "
+            "refuses installs: set EXECUTOR_ALLOW_INSTALL=true to let this worker install it, or "
+            "build it ahead (EXECUTOR_PREWARM on this worker, or BUNDLED_VENVS when building the "
+            "image)",
+        ),
+        (
+            {"cli_version": "next-week"},
+            "CLI version 'next-week' (args.version) is not a version: use a release of "
+            "acryl-datahub such as 1.2.0.5, or native, latest or bundled",
+        ),
+        (
+            {"extra_pip_requirements": ["--index-url=http://evil/ x"]},
+            "extra_pip_requirements entry '--index-url=http://evil/ x' is not a requirement "
+            "(such as 'pandas==2.2.3' or 'pkg @ https://host/pkg.whl'): Expected package name "
+            "at the start of dependency specifier",
+        ),
+        (
+            {"extra_pip_requirements": ["pkg @ https://${HOST}/pkg.whl"]},
+            "extra_pip_requirements entry 'pkg @ https://${HOST}/pkg.whl' references ${HOST}, "
+            "which the request's extra_env_vars do not set (only they are expanded here)",
+        ),
+    ],
+)
+def test_an_environment_that_cannot_be_had_fails_before_the_cli_starts(
+    make_request: MakeRequest,
+    make_context: MakeContext,
+    markers: Path,
+    asks: dict[str, Any],
+    reason: str,
 ) -> None:
-    request = make_request(
-        {}, cli_version="0.14.1", extra_pip_requirements=["acryl-datahub[snowflake]"]
-    )
+    request = make_request({"marker_dir": str(markers)}, **asks)
 
     _, result = run_task(request, make_context())
 
-    lines = result.report.splitlines()
+    assert result.status is Status.FAILURE
+    assert f"Failed: CLI environment: {reason}" in result.report.splitlines()[1]
+    assert ran(markers) == []
+
+
+def test_bundled_without_the_image_s_environment_names_what_is_there(
+    make_request: MakeRequest, make_context: MakeContext, tmp_path: Path
+) -> None:
+    bundled = tmp_path / "bundled"
+    (bundled / "mysql-bundled" / "bin").mkdir(parents=True)
+    (bundled / "mysql-bundled" / "bin" / "datahub").touch()
+    ctx = make_context()
+    config = replace(ctx.environments.config, bundled_dir=bundled)
+    environments = Environments(config, ctx.environments.installer, FAKE_COMMAND, None)
+
+    _, result = run_task(
+        make_request({}, cli_version="bundled"), make_context(environments=environments)
+    )
+
+    assert result.status is Status.FAILURE
     assert (
-        "The request asked for CLI version 0.14.1; this executor runs the datahub CLI installed "
-        "beside it."
-    ) in lines
-    assert (
-        "extra_pip_requirements were not installed: this executor does not install packages at "
-        "run time; add them to the image."
-    ) in lines
+        f"Failed: CLI environment: CLI version 'bundled' asks for {bundled}/fake-bundled, which "
+        "this image does not have (bundled here: mysql-bundled)"
+    ) in result.report
 
 
 def test_redelivered_request_starts_with_a_clean_directory(

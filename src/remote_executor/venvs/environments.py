@@ -1,0 +1,309 @@
+"""Which ``datahub`` runs a request: the one installed beside the executor, one from the
+image's bundled environments, or one from the cache, built first if need be.
+
+The cache key is a hash of the Python version, the CLI version, the sorted extras,
+the extra requirements and the digest of the constraints the release ships, so a key
+names exactly one environment. Every environment has the ``datahub-rest`` extra (the
+sink the executor adds), so one built by ``EXECUTOR_PREWARM`` serves the tasks that
+ask for the same source.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import platform
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packaging.version import Version
+
+from remote_executor.errors import VenvError
+from remote_executor.venvs import packages
+from remote_executor.venvs.asks import Kind, VersionAsk, choose_extras
+from remote_executor.venvs.cache import VenvCache, read_record
+from remote_executor.venvs.facts import FactsStore
+from remote_executor.venvs.installer import Installer, Stopper
+
+ALWAYS = ("datahub-rest",)
+HOW_TO_ALLOW = (
+    "set EXECUTOR_ALLOW_INSTALL=true to let this worker install it, or build it ahead "
+    "(EXECUTOR_PREWARM on this worker, or BUNDLED_VENVS when building the image)"
+)
+
+
+@dataclass(frozen=True)
+class VenvConfig:
+    """The settings of the environments."""
+
+    root: Path
+    max_bytes: int = 10 * 1024**3
+    allow_install: bool = True
+    latest_ttl_seconds: float = 3600.0
+    bundled_dir: Path = Path("/opt/datahub/venvs")
+
+
+@dataclass(frozen=True)
+class EnvironmentAsk:
+    """What one run needs: the CLI version, the plugins, the extra requirements."""
+
+    version: VersionAsk
+    plugins: list[str]
+    requirements: list[str] = field(default_factory=list)
+    sink: str | None = None
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    """Exactly one environment."""
+
+    python: str
+    version: str
+    extras: tuple[str, ...]
+    requirements: tuple[str, ...]
+    constraints: str
+
+    @property
+    def key(self) -> str:
+        """The cache key."""
+        text = json.dumps(
+            [self.python, self.version, self.extras, self.requirements, self.constraints]
+        )
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
+
+    @property
+    def requirement(self) -> str:
+        """The CLI with its extras, as the installer takes it."""
+        extras = f"[{','.join(self.extras)}]" if self.extras else ""
+        return f"{packages.PACKAGE}{extras}=={self.version}"
+
+    def describe(self) -> str:
+        """How a log line names it."""
+        more = f" + {', '.join(self.requirements)}" if self.requirements else ""
+        return self.requirement + more
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """The CLI one run uses, and the line the report says about it."""
+
+    command: tuple[str, ...]
+    version: str | None
+    note: str
+    bin_dir: Path | None = None
+
+
+def ago(seconds: float) -> str:
+    """'3 days ago', '5 minutes ago'."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = int(seconds // size)
+            return f"{count} {unit}{'s' if count > 1 else ''} ago"
+    return "just now"
+
+
+class Environments:
+    """Provides the CLI each request asks for."""
+
+    def __init__(
+        self,
+        config: VenvConfig,
+        installer: Installer,
+        native_command: tuple[str, ...],
+        native: packages.PackageFacts | None,
+    ) -> None:
+        self.config = config
+        self.installer = installer
+        self.cache = VenvCache(config.root)
+        self.facts = FactsStore(config.root / ".facts", installer)
+        self._native_command = native_command
+        self._native = native
+        self.python = platform.python_version()
+
+    @contextlib.contextmanager
+    def provide(
+        self, ask: EnvironmentAsk, say: Callable[[str], None], stopper: Stopper
+    ) -> Iterator[Chosen]:
+        """The CLI for ``ask``, held (never evicted) until the block ends."""
+        if ask.version.kind is Kind.BUNDLED:
+            yield self._bundled(ask)
+            return
+        version = self._version(ask.version, stopper)
+        if version is None:
+            yield self._native_unknown(ask)
+            return
+        facts = self._facts(version, say, stopper)
+        extras, others = choose_extras([*ALWAYS, *ask.plugins], facts.extras)
+        spec = BuildSpec(
+            self.python,
+            facts.version,
+            tuple(extras),
+            tuple(ask.requirements),
+            facts.constraints_digest,
+        )
+        native = self._native_will_do(spec)
+        if native is not None:
+            yield native
+            return
+        for plugin in others:
+            if plugin != ask.sink:
+                say(
+                    f"acryl-datahub {version} has no extra named {plugin!r}; none installed "
+                    "for it (a source built into the package needs none)."
+                )
+        with self._held(spec, facts, say, stopper) as chosen:
+            yield chosen
+
+    def _version(self, ask: VersionAsk, stopper: Stopper) -> str | None:
+        if ask.kind is Kind.PINNED:
+            return ask.version
+        if ask.kind is Kind.LATEST:
+            return self.latest(stopper)
+        return self._native.version if self._native else None
+
+    def latest(self, stopper: Stopper) -> str:
+        """The newest release, asked of the index at most once per EXECUTOR_LATEST_TTL_SECONDS."""
+        memo = self.config.root / ".facts" / "latest.json"
+        try:
+            known = json.loads(memo.read_text(encoding="utf-8"))
+            if time.time() - float(known["at"]) < self.config.latest_ttl_seconds:
+                return str(known["version"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        version = self.installer.newest(packages.PACKAGE, self.python, stopper)
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        temporary = memo.with_suffix(".tmp")
+        temporary.write_text(json.dumps({"version": version, "at": time.time()}), "utf-8")
+        temporary.replace(memo)
+        return version
+
+    def _facts(
+        self, version: str, say: Callable[[str], None], stopper: Stopper
+    ) -> packages.PackageFacts:
+        if self._native is not None and Version(version) == Version(self._native.version):
+            return self._native
+        known = self.facts.known(version)
+        if known is not None:
+            return known
+        if not self.config.allow_install:
+            raise VenvError(
+                f"CLI version {version} is not installed on this worker, and "
+                f"EXECUTOR_ALLOW_INSTALL=false refuses installs: {HOW_TO_ALLOW}"
+            )
+        return self.facts.fetch(version, say, stopper)
+
+    def _native_will_do(self, spec: BuildSpec) -> Chosen | None:
+        native = self._native
+        if native is None or Version(spec.version) != Version(native.version):
+            return None
+        if spec.requirements or packages.missing_natively(list(spec.extras)):
+            return None
+        return Chosen(
+            self._native_command,
+            native.version,
+            f"CLI: acryl-datahub {native.version}, installed beside the executor.",
+        )
+
+    def _native_unknown(self, ask: EnvironmentAsk) -> Chosen:
+        note = "CLI: the configured EXECUTOR_DATAHUB_COMMAND."
+        if ask.requirements:
+            note += (
+                " extra_pip_requirements were not installed: with a configured command "
+                "the executor cannot tell which CLI to install them for."
+            )
+        return Chosen(self._native_command, None, note)
+
+    def _bundled(self, ask: EnvironmentAsk) -> Chosen:
+        plugin = next(iter(ask.plugins), None)
+        base = self.config.bundled_dir
+        path = base / f"{plugin}-bundled"
+        if plugin is None or not (path / "bin" / "datahub").exists():
+            there = sorted(p.name for p in base.glob("*-bundled")) if base.is_dir() else []
+            raise VenvError(
+                f"CLI version 'bundled' asks for {path}, which this image does not "
+                f"have (bundled here: {', '.join(there) or 'none'})"
+            )
+        record = read_record(path) or {}
+        version = record.get("cli_version")
+        return Chosen(
+            (str(path / "bin" / "datahub"),),
+            version,
+            f"CLI: acryl-datahub {version or '(version unknown)'}, bundled at {path}.",
+            path / "bin",
+        )
+
+    @contextlib.contextmanager
+    def _held(
+        self,
+        spec: BuildSpec,
+        facts: packages.PackageFacts,
+        say: Callable[[str], None],
+        stopper: Stopper,
+    ) -> Iterator[Chosen]:
+        def build(into: Path) -> dict[str, Any]:
+            if not self.config.allow_install:
+                raise VenvError(
+                    f"{spec.describe()} is not installed on this worker, and "
+                    f"EXECUTOR_ALLOW_INSTALL=false refuses installs: {HOW_TO_ALLOW}"
+                )
+            return self.build(spec, facts, into, say, stopper)
+
+        with self.cache.hold(spec.key, build, stopper.reason) as (record, built):
+            path = self.cache.path(spec.key)
+            if built:
+                for gone in self.cache.prune(self.config.max_bytes, frozenset({spec.key})):
+                    say(
+                        f"Removed the least recently used environment {gone.key} "
+                        f"({gone.record.get('spec')}) to stay within EXECUTOR_VENV_CACHE_MAX_GB."
+                    )
+            else:
+                built_ago = ago(time.time() - float(record.get("built_at", 0)))
+                say(f"Using cached environment {spec.key}: {spec.describe()}, built {built_ago}.")
+            yield Chosen(
+                (str(path / "bin" / "datahub"),),
+                spec.version,
+                f"CLI: {spec.describe()}, environment {path}.",
+                path / "bin",
+            )
+
+    def build(
+        self,
+        spec: BuildSpec,
+        facts: packages.PackageFacts,
+        into: Path,
+        say: Callable[[str], None],
+        stopper: Stopper,
+    ) -> dict[str, Any]:
+        """Build ``spec`` at ``into`` and verify it; its record."""
+        started = time.monotonic()
+        say(f"Installing {spec.describe()} into a new environment {spec.key} ...")
+        python = self.installer.create(into, say, stopper)
+        constraints = self.facts.constraints_file(facts)
+        self.installer.install(python, [spec.requirement], say, stopper, constraints=constraints)
+        if spec.requirements:
+            say(f"Installing extra_pip_requirements: {', '.join(spec.requirements)} ...")
+            self.installer.install(python, list(spec.requirements), say, stopper)
+        printed = self.installer.execute(
+            [str(into / "bin" / "datahub"), "version"], lambda _: None, stopper
+        )
+        if f"DataHub CLI version: {spec.version}" not in printed:
+            raise VenvError(
+                f"the environment built for {spec.describe()} runs another CLI: "
+                f"{printed.strip()[:300]}"
+            )
+        seconds = time.monotonic() - started
+        say(f"Installed {spec.describe()} in {seconds:.1f} s.")
+        return {
+            "spec": spec.describe(),
+            "cli_version": spec.version,
+            "extras": spec.extras,
+            "requirements": spec.requirements,
+            "python": spec.python,
+            "constraints": spec.constraints,
+            "built_at": time.time(),
+            "build_seconds": round(seconds, 3),
+        }

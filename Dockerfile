@@ -2,12 +2,15 @@
 #   docker build -t remote-executor .
 #   docker build --build-arg DATAHUB_VERSION=1.7.0.17 \
 #     --build-arg DATAHUB_PLUGINS=datahub-rest,postgres,snowflake -t remote-executor .
+#   docker build --build-arg BUNDLED_VENVS=postgres@1.2.0.5,snowflake@1.3.1 -t remote-executor .
+#     (prebuilds /opt/datahub/venvs/<plugin>-bundled, for requests whose version is "bundled")
 # Only /tmp is written (the task directories, and HOME); run it with a read-only
 # root filesystem and a volume or tmpfs on /tmp.
 
 FROM python:3.11-slim-bookworm AS build
 ARG DATAHUB_VERSION=1.7.0.17
 ARG DATAHUB_PLUGINS=datahub-rest,postgres,mysql,mssql,snowflake,bigquery,redshift,athena,glue,s3,dbt,looker,lookml,tableau,powerbi,kafka
+ARG BUNDLED_VENVS=""
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/executor
@@ -16,6 +19,13 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
 RUN pip install --no-cache-dir . "acryl-datahub[${DATAHUB_PLUGINS}]==${DATAHUB_VERSION}"
+# Relocatable environments, built by uv and verified, one per plugin@version.
+RUN mkdir -p /opt/datahub/venvs \
+    && if [ -n "${BUNDLED_VENVS}" ]; then \
+        UV_CACHE_DIR=/tmp/uv-cache EXECUTOR_BUNDLED_VENV_DIR=/opt/datahub/venvs \
+        executor venvs build --bundled $(echo "${BUNDLED_VENVS}" | tr ',' ' ') \
+        && rm -rf /tmp/uv-cache; \
+    fi
 
 FROM python:3.11-slim-bookworm
 # tini as PID 1 with -g: a signal reaches the worker's whole process group, and the
@@ -25,6 +35,7 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --no-log-init --no-create-home --uid 10001 --user-group executor
 COPY --from=build /opt/executor /opt/executor
+COPY --from=build /opt/datahub/venvs /opt/datahub/venvs
 # HOME under /tmp too: the datahub CLI keeps its settings in ~/.datahub.
 ENV PATH=/opt/executor/bin:$PATH \
     PYTHONUNBUFFERED=1 \

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import dispatch, idle, log_volume, overhead, real_task, scale
+from bench import dispatch, idle, log_volume, overhead, real_task, scale, venvs
 from bench.common import RESULTS, Result, sandbox
 from remote_executor.sandbox import Sandbox
 
@@ -28,6 +28,9 @@ BENCHMARKS: dict[str, Benchmark] = {
     "log_volume": lambda box, d, quick: log_volume.run(box, d, megabytes=5 if quick else 1000),
     "scale": lambda box, d, quick: (
         scale.run(box, d, tasks=20, workers=(1, 2)) if quick else scale.run(box, d)
+    ),
+    "venvs": lambda box, d, quick: (
+        venvs.run(box, d, repeat=1, warmup=False) if quick else venvs.run(box, d, repeat=5)
     ),
 }
 

@@ -186,20 +186,33 @@ def timestamp(event: dict[str, Any]) -> float:
 
 
 def start_worker(
-    sandbox: Sandbox, queue_url: str, directory: Path, child: Path = TRIVIAL_CHILD, **env: str
+    sandbox: Sandbox,
+    queue_url: str,
+    directory: Path,
+    child: Path | None = TRIVIAL_CHILD,
+    **env: str,
 ) -> Worker:
-    """Start ``executor run`` on ``queue_url`` and wait until its receive loop runs."""
+    """Start ``executor run`` on ``queue_url`` and wait until its receive loop runs.
+
+    ``child`` is the worker's EXECUTOR_DATAHUB_COMMAND; None sets none, so the worker runs
+    the datahub CLI installed beside it and knows its version (a request's ``args.version``
+    can then pick another CLI: with a configured command the installed version is unknown).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     log_path = directory / f"worker-{uuid.uuid4().hex[:6]}.log"
     work_dir = directory / "tasks"
     settings = {
-        "EXECUTOR_DATAHUB_COMMAND": str(child),
         "EXECUTOR_LOG_FORMAT": "json",
         "EXECUTOR_LOG_LEVEL": "DEBUG",
         # The benchmarks read every task's log after the run: keep every task directory.
         "EXECUTOR_KEEP_TASK_DIRS": "1000000",
         **env,
     }
+    if child is not None:
+        settings.setdefault("EXECUTOR_DATAHUB_COMMAND", str(child))
+    elif os.environ.get("EXECUTOR_DATAHUB_COMMAND") and "EXECUTOR_DATAHUB_COMMAND" not in env:
+        # The worker inherits this process's environment: unset it here to run the native CLI.
+        raise RuntimeError("EXECUTOR_DATAHUB_COMMAND is set in this environment: unset it")
     proc = sandbox.start_worker(work_dir, log_path, queue_url, **settings)
     worker = Worker(proc, log_path, work_dir, sandbox, queue_url)
 
@@ -220,14 +233,28 @@ class Submitter:
         self._url = queue_url
         self.sent: dict[str, tuple[str, float]] = {}  # request id -> (message id, sent at)
 
-    def submit(self, recipe: str, prefix: str = "bench", **kwargs: Any) -> str:
-        """Send one request now; its request id."""
+    def submit(
+        self, recipe: str, prefix: str = "bench", version: str | None = None, **kwargs: Any
+    ) -> str:
+        """Send one request now; its request id. ``version`` is its ``args.version``
+        (``build_message`` writes ``native``)."""
         request_id = f"{prefix}-{uuid.uuid4().hex[:10]}"
         body = build_message(request_id, recipe, "remote", **kwargs)
+        if version is not None:
+            body = with_version(body, version)
         sent_at = time.time()
         message_id = self._sqs.send_message(QueueUrl=self._url, MessageBody=body)["MessageId"]
         self.sent[request_id] = (message_id, sent_at)
         return request_id
+
+
+def with_version(body: str, version: str) -> str:
+    """An SQS body of ``build_message`` with another ``args.version``."""
+    message = json.loads(body)
+    value = json.loads(message["aspect"]["value"])
+    value["args"]["version"] = version
+    message["aspect"]["value"] = json.dumps(value)
+    return json.dumps(message)
 
 
 def accepted(sandbox: Sandbox, request_id: str, statuses: set[str]) -> float | None:

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from remote_executor import __version__
 from remote_executor.check import check_cli, check_gms, check_queue, check_secrets
+from remote_executor.cli_venvs import venvs
 from remote_executor.errors import ConfigurationError, ExecutorError
 from remote_executor.gms import GmsClient
 from remote_executor.handoff import Handoff
@@ -118,6 +119,13 @@ def run(
 )
 @click.option("--ingestion-source", help="Ingestion source urn (sets the pipeline name).")
 @click.option(
+    "--version",
+    "cli_version",
+    default="native",
+    show_default=True,
+    help="CLI version to run (args.version): native, latest, bundled or a release.",
+)
+@click.option(
     "--env",
     "env_pairs",
     multiple=True,
@@ -131,6 +139,7 @@ def submit(
     urn: str | None,
     task_name: str,
     ingestion_source: str | None,
+    cli_version: str,
     env_pairs: tuple[str, ...],
 ) -> None:
     """Send RECIPE to the queue as an execution request; print its urn."""
@@ -143,6 +152,7 @@ def submit(
         task=TaskKind(task_name),
         ingestion_source=ingestion_source,
         extra_env_vars=_env_pairs(env_pairs),
+        version=cli_version,
     )
     try:
         SqsQueue.create(settings.require_queue_url(), settings.aws_region).send(body)
@@ -265,3 +275,6 @@ def demo(work_dir: Path) -> None:
     from remote_executor.sandbox.demo import run_demo
 
     sys.exit(run_demo(work_dir.resolve()))
+
+
+main.add_command(venvs)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,3 +66,16 @@ class StopKind(enum.Enum):
     def title(self) -> str:
         """How the report's status line starts."""
         return {StopKind.TIMEOUT: "Timed out", StopKind.CANCELLED: "Cancelled"}.get(self, "Stopped")
+
+
+def start_timer(
+    limit: float, from_request: bool, stop: Callable[[StopKind, str], None]
+) -> threading.Timer:
+    """Calls ``stop`` with TIMEOUT after ``limit`` seconds, saying where the limit was set."""
+    source = (
+        "args.timeout_seconds of the request" if from_request else "EXECUTOR_TASK_TIMEOUT_SECONDS"
+    )
+    timer = threading.Timer(limit, stop, (StopKind.TIMEOUT, f"limit {limit:g} s, set by {source}"))
+    timer.daemon = True
+    timer.start()
+    return timer

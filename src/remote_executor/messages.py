@@ -171,6 +171,9 @@ def build_message(
     ingestion_source: str | None = None,
     extra_env_vars: dict[str, str] | None = None,
     timeout_seconds: float | None = None,
+    version: str = "native",
+    extra_pip_requirements: list[str] | None = None,
+    extra_pip_plugins: list[str] | None = None,
 ) -> str:
     """The SQS body for a request, exactly as DESIGN.md draws it."""
     input_value: dict[str, Any] = {
@@ -179,10 +182,10 @@ def build_message(
         "requestedAt": int(time.time() * 1000),
         "args": {
             "recipe": recipe,
-            "version": "native",
+            "version": version,
             "debug_mode": "false",
             "extra_env_vars": json.dumps(extra_env_vars or {}),
-            "extra_pip_requirements": "[]",
+            "extra_pip_requirements": json.dumps(extra_pip_requirements or []),
         },
         "source": {"type": "MANUAL_INGESTION_SOURCE"},
     }
@@ -190,6 +193,8 @@ def build_message(
         input_value["source"]["ingestionSource"] = ingestion_source
     if timeout_seconds is not None:
         input_value["args"]["timeout_seconds"] = str(timeout_seconds)
+    if extra_pip_plugins:
+        input_value["args"]["extra_pip_plugins"] = json.dumps(extra_pip_plugins)
     message = {
         "entityType": ENTITY_TYPE,
         "entityUrn": request_urn(request_id),

@@ -7,6 +7,7 @@ from the values handed to it, so resolved secret values never reach a file.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -66,6 +67,21 @@ def _strip_datahub_reporting(recipe: dict[str, Any], notes: list[str]) -> None:
     if len(kept) != len(reporting):
         notes.append("Removed the recipe's 'datahub' reporter: the executor reports the result.")
         recipe["reporting"] = kept
+
+
+def default_sink(
+    gms_url: str | None, token: str | None, file_sink: Path | None
+) -> dict[str, Any] | None:
+    """The sink a recipe without one gets: datahub-rest to our GMS (with the token as
+    ``${DATAHUB_GMS_TOKEN}``), else a file sink at ``file_sink`` if given."""
+    if gms_url:
+        config: dict[str, Any] = {"server": gms_url}
+        if token:
+            config["token"] = f"${{{TOKEN_ENV}}}"
+        return {"type": "datahub-rest", "config": config}
+    if file_sink is not None:
+        return {"type": "file", "config": {"filename": str(file_sink)}}
+    return None
 
 
 def _sink_type(recipe: dict[str, Any]) -> str | None:

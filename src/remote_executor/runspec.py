@@ -235,6 +235,15 @@ def own_variables(
     return own
 
 
+def handed_values(values: Mapping[str, str], token: str | None) -> dict[str, str]:
+    """What the child is handed: the resolved values (keyed by the variable the recipe
+    reads), and the token only where the sink's ``${DATAHUB_GMS_TOKEN}`` may take it."""
+    handed = dict(values)
+    if token:
+        handed[TOKEN_ENV] = token
+    return handed
+
+
 def provided_names(extra_env_vars: Collection[str], needs_token: bool) -> set[str]:
     """Names the recipe references that need no secret source: the request's own variables,
     the GMS URL, and the token where the sink may take it."""

@@ -4,6 +4,7 @@ signals, until the drain ends."""
 from __future__ import annotations
 
 import threading
+import time
 
 import click
 import structlog
@@ -15,11 +16,14 @@ from remote_executor.processes import become_subreaper, make_undumpable
 from remote_executor.queue.sqs import SqsQueue
 from remote_executor.settings import Settings
 from remote_executor.signals import StopSignals
+from remote_executor.task import TaskContext
 from remote_executor.wiring import redactor_and_logs, task_context
 from remote_executor.worker import Worker
 
 # Longer than a long poll (20 s) and a slot wait, with room for a slow receive.
 LOOP_STALE_SECONDS = 90.0
+
+log = structlog.get_logger("remote_executor.serve")
 
 
 def serve(settings: Settings) -> None:
@@ -51,12 +55,30 @@ def serve(settings: Settings) -> None:
         threading.Thread(
             target=context.handoff.reads_envelope, name="cli-probe", daemon=True
         ).start()
+        if settings.prewarm:
+            # Readiness does not wait: a task that needs one of these waits on its build
+            # lock and finds it built, and every other task runs meanwhile.
+            threading.Thread(
+                target=prewarm, args=(context, settings), name="prewarm", daemon=True
+            ).start()
         StopSignals(lambda force: worker.stop(force=force)).install()
         readiness.start()
         worker.run()
     finally:
         readiness.stop()
         server.stop()
+
+
+def prewarm(context: TaskContext, settings: Settings) -> None:
+    """Build the environments of EXECUTOR_PREWARM, one after another; a failure is logged."""
+    for plugin, ask in settings.prewarm:
+        started = time.monotonic()
+        try:
+            note = context.environments.prewarm(plugin, ask, lambda _: None)
+        except ExecutorError as exc:
+            log.error("venvs.prewarm_failed", plugin=plugin, version=ask.describe(), error=str(exc))
+            continue
+        log.info("venvs.prewarmed", environment=note, seconds=round(time.monotonic() - started, 1))
 
 
 def check_at_start(gms: GmsClient, queue: SqsQueue) -> None:

@@ -12,18 +12,17 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import structlog
 
 from remote_executor import __version__, runspec
 from remote_executor.capture import LogTail
 from remote_executor.cli_env import PhaseLog, cli_for
-from remote_executor.context import StopKind, TaskContext
+from remote_executor.context import StopKind, TaskContext, start_timer
 from remote_executor.errors import RecipeError, RunnerError, SecretError, VenvError
 from remote_executor.models import ExecutionRequest, Status, TaskResult
 from remote_executor.notes import unmet_asks
-from remote_executor.recipe import TOKEN_ENV, PreparedRecipe, prepare_recipe
+from remote_executor.recipe import PreparedRecipe, default_sink, prepare_recipe
 from remote_executor.report import compose_report
 from remote_executor.runner import ProcessRun, RunOutcome
 from remote_executor.runrecord import RunRecord
@@ -111,7 +110,10 @@ class Task:
 
     def _run(self) -> TaskResult:
         try:
-            prepared = prepare_recipe(self.request, self._default_sink())
+            prepared = prepare_recipe(
+                self.request,
+                default_sink(self._ctx.gms_url, self._ctx.token, self._file_sink()),
+            )
             runspec.check_extra_env(self.request.extra_env_vars, self._ctx.reserved)
             needs_token = runspec.check_recipe(
                 prepared.text, self.request.recipe, self._ctx.reserved
@@ -123,7 +125,8 @@ class Task:
             return self._failure(f"Secret not resolved: {exc}. The subprocess was not started.")
         self._notes.extend(prepared.notes)
         self._notes.extend(unmet_asks(self.request, self._ctx.max_timeout_seconds))
-        timer = self._start_timer()  # the install counts against the timeout too
+        # The install counts against the timeout too.
+        timer = start_timer(self.timeout_seconds, bool(self.request.timeout_seconds), self.stop)
         try:
             phase = PhaseLog(self.log_path, self.tail, self._ctx.redactor)
             with cli_for(
@@ -135,7 +138,9 @@ class Task:
         except VenvError as exc:
             return self._failure(f"CLI environment: {exc}")
         except Cancelled as exc:
-            outcome = RunOutcome(None, None, 0.0, str(exc))
+            kind = self.stopped[0] if self.stopped else StopKind.SHUTDOWN
+            lines = [f"{kind.title} while preparing the CLI environment: {exc}."]
+            return self._compose(kind.status, lines, None, duration=True)
         except RunnerError as exc:
             return self._failure(
                 f"{exc}. Install acryl-datahub in the worker's environment or set "
@@ -144,20 +149,6 @@ class Task:
         finally:
             timer.cancel()
         return self._result(outcome)
-
-    def _start_timer(self) -> threading.Timer:
-        limit = self.timeout_seconds
-        source = (
-            "args.timeout_seconds of the request"
-            if self.request.timeout_seconds
-            else "EXECUTOR_TASK_TIMEOUT_SECONDS"
-        )
-        timer = threading.Timer(
-            limit, self.stop, (StopKind.TIMEOUT, f"limit {limit:g} s, set by {source}")
-        )
-        timer.daemon = True
-        timer.start()
-        return timer
 
     def _close_workspace(self) -> None:
         try:
@@ -197,15 +188,8 @@ class Task:
             update={"report": "\n".join([*lines, note]), "structured_report": None}
         )
 
-    def _default_sink(self) -> dict[str, Any] | None:
-        if self._ctx.gms_url:
-            config: dict[str, Any] = {"server": self._ctx.gms_url}
-            if self._ctx.token:
-                config["token"] = f"${{{TOKEN_ENV}}}"
-            return {"type": "datahub-rest", "config": config}
-        if self._ctx.file_sink_when_no_gms:
-            return {"type": "file", "config": {"filename": str(self.metadata_path)}}
-        return None
+    def _file_sink(self) -> Path | None:
+        return self.metadata_path if self._ctx.file_sink_when_no_gms else None
 
     def _resolve_secrets(self, needs_token: bool) -> Resolved:
         required, optional = find_references(self.request.recipe)
@@ -216,13 +200,6 @@ class Task:
         self._ctx.redactor.add(*resolved.values.values())
         return resolved
 
-    def _handed_over(self, resolved: Resolved, needs_token: bool) -> dict[str, str]:
-        # Keyed by the variable the recipe reads; the token only for the sink's ${...}.
-        values = {variable_name(name): value for name, value in resolved.values.items()}
-        if needs_token and self._ctx.token:
-            values[TOKEN_ENV] = self._ctx.token
-        return values
-
     def _execute(
         self, prepared: PreparedRecipe, resolved: Resolved, needs_token: bool, cli: Chosen
     ) -> RunOutcome:
@@ -231,7 +208,10 @@ class Task:
         delivery = self._ctx.handoff.deliver(
             prepared.text,
             self.workspace.recipe_path,
-            self._handed_over(resolved, needs_token),
+            runspec.handed_values(
+                {variable_name(n): v for n, v in resolved.values.items()},
+                self._ctx.token if needs_token else None,
+            ),
             cli.command,
         )
         if resolved.values:

@@ -11,9 +11,10 @@ ask for the same source.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
+import os
 import platform
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,7 +26,8 @@ from packaging.version import Version
 from remote_executor.errors import VenvError
 from remote_executor.venvs import packages
 from remote_executor.venvs.asks import Kind, VersionAsk, choose_extras
-from remote_executor.venvs.cache import VenvCache, read_record
+from remote_executor.venvs.build import BuildSpec, build_environment
+from remote_executor.venvs.cache import RECORD, VenvCache, read_record
 from remote_executor.venvs.facts import FactsStore
 from remote_executor.venvs.installer import Installer, Stopper
 
@@ -55,36 +57,6 @@ class EnvironmentAsk:
     plugins: list[str]
     requirements: list[str] = field(default_factory=list)
     sink: str | None = None
-
-
-@dataclass(frozen=True)
-class BuildSpec:
-    """Exactly one environment."""
-
-    python: str
-    version: str
-    extras: tuple[str, ...]
-    requirements: tuple[str, ...]
-    constraints: str
-
-    @property
-    def key(self) -> str:
-        """The cache key."""
-        text = json.dumps(
-            [self.python, self.version, self.extras, self.requirements, self.constraints]
-        )
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
-
-    @property
-    def requirement(self) -> str:
-        """The CLI with its extras, as the installer takes it."""
-        extras = f"[{','.join(self.extras)}]" if self.extras else ""
-        return f"{packages.PACKAGE}{extras}=={self.version}"
-
-    def describe(self) -> str:
-        """How a log line names it."""
-        more = f" + {', '.join(self.requirements)}" if self.requirements else ""
-        return self.requirement + more
 
 
 @dataclass(frozen=True)
@@ -136,15 +108,7 @@ class Environments:
         if version is None:
             yield self._native_unknown(ask)
             return
-        facts = self._facts(version, say, stopper)
-        extras, others = choose_extras([*ALWAYS, *ask.plugins], facts.extras)
-        spec = BuildSpec(
-            self.python,
-            facts.version,
-            tuple(extras),
-            tuple(ask.requirements),
-            facts.constraints_digest,
-        )
+        spec, facts, others = self._spec(version, ask.plugins, ask.requirements, say, stopper)
         native = self._native_will_do(spec)
         if native is not None:
             yield native
@@ -157,6 +121,47 @@ class Environments:
                 )
         with self._held(spec, facts, say, stopper) as chosen:
             yield chosen
+
+    def _spec(
+        self,
+        version: str,
+        plugins: list[str],
+        requirements: list[str],
+        say: Callable[[str], None],
+        stopper: Stopper,
+    ) -> tuple[BuildSpec, packages.PackageFacts, list[str]]:
+        facts = self._facts(version, say, stopper)
+        extras, others = choose_extras([*ALWAYS, *plugins], facts.extras)
+        spec = BuildSpec(
+            self.python,
+            facts.version,
+            tuple(extras),
+            tuple(requirements),
+            facts.constraints_digest,
+        )
+        return spec, facts, others
+
+    def prewarm(self, plugin: str, ask: VersionAsk, say: Callable[[str], None]) -> str:
+        """Build (or find) the environment a task of ``plugin`` at ``ask`` would use; its
+        description."""
+        with self.provide(EnvironmentAsk(ask, [plugin]), say, Stopper()) as chosen:
+            return chosen.note
+
+    def build_bundled(self, plugin: str, ask: VersionAsk, say: Callable[[str], None]) -> Path:
+        """Build ``<bundled dir>/<plugin>-bundled`` for an image (replacing one there)."""
+        stopper = Stopper()
+        version = self._version(ask, stopper) or ""
+        spec, facts, _ = self._spec(version, [plugin], [], say, stopper)
+        target = self.config.bundled_dir / f"{plugin}-bundled"
+        into = self.config.bundled_dir / f".{plugin}-bundled.building"
+        shutil.rmtree(into, ignore_errors=True)
+        record = build_environment(
+            self.installer, self.facts, spec, facts, into, say=say, stopper=stopper
+        )
+        (into / RECORD).write_text(json.dumps(record, indent=1), encoding="utf-8")
+        shutil.rmtree(target, ignore_errors=True)
+        os.rename(into, target)
+        return target
 
     def _version(self, ask: VersionAsk, stopper: Stopper) -> str | None:
         if ask.kind is Kind.PINNED:
@@ -250,7 +255,9 @@ class Environments:
                     f"{spec.describe()} is not installed on this worker, and "
                     f"EXECUTOR_ALLOW_INSTALL=false refuses installs: {HOW_TO_ALLOW}"
                 )
-            return self.build(spec, facts, into, say, stopper)
+            return build_environment(
+                self.installer, self.facts, spec, facts, into, say=say, stopper=stopper
+            )
 
         with self.cache.hold(spec.key, build, stopper.reason) as (record, built):
             path = self.cache.path(spec.key)
@@ -269,41 +276,3 @@ class Environments:
                 f"CLI: {spec.describe()}, environment {path}.",
                 path / "bin",
             )
-
-    def build(
-        self,
-        spec: BuildSpec,
-        facts: packages.PackageFacts,
-        into: Path,
-        say: Callable[[str], None],
-        stopper: Stopper,
-    ) -> dict[str, Any]:
-        """Build ``spec`` at ``into`` and verify it; its record."""
-        started = time.monotonic()
-        say(f"Installing {spec.describe()} into a new environment {spec.key} ...")
-        python = self.installer.create(into, say, stopper)
-        constraints = self.facts.constraints_file(facts)
-        self.installer.install(python, [spec.requirement], say, stopper, constraints=constraints)
-        if spec.requirements:
-            say(f"Installing extra_pip_requirements: {', '.join(spec.requirements)} ...")
-            self.installer.install(python, list(spec.requirements), say, stopper)
-        printed = self.installer.execute(
-            [str(into / "bin" / "datahub"), "version"], lambda _: None, stopper
-        )
-        if f"DataHub CLI version: {spec.version}" not in printed:
-            raise VenvError(
-                f"the environment built for {spec.describe()} runs another CLI: "
-                f"{printed.strip()[:300]}"
-            )
-        seconds = time.monotonic() - started
-        say(f"Installed {spec.describe()} in {seconds:.1f} s.")
-        return {
-            "spec": spec.describe(),
-            "cli_version": spec.version,
-            "extras": spec.extras,
-            "requirements": spec.requirements,
-            "python": spec.python,
-            "constraints": spec.constraints,
-            "built_at": time.time(),
-            "build_seconds": round(seconds, 3),
-        }

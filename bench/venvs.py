@@ -53,7 +53,8 @@ from remote_executor.sandbox.demo import create_demo_database
 from remote_executor.settings import CHILD_ENV_DEFAULTS
 from remote_executor.venvs import Installer
 
-# 1.7.0.16's constraints.txt does not resolve (uv refuses it); 1.7.0.15's does.
+# 1.7.0.16's constraints.txt does not resolve (it pins certifi==2026.10.19, which the
+# index does not have); 1.7.0.15's does.
 VERSION = "1.7.0.15"
 ROWS = ("native", "cold", "hit", "acryl", "datahub")
 TASK_SECONDS = 600

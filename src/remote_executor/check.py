@@ -11,6 +11,7 @@ from remote_executor.gms import GmsClient
 from remote_executor.handoff import Handoff
 from remote_executor.queue.base import Queue
 from remote_executor.secrets import SecretSources
+from remote_executor.venvs import Environments
 
 
 @dataclass(frozen=True)
@@ -119,3 +120,20 @@ def check_cli(command: tuple[str, ...], handoff: Handoff | None = None) -> Itera
     if handoff is not None:
         how = "on stdin" if handoff.reads_envelope() else "as environment variables"
         yield CheckResult(True, "datahub", f"secrets are handed over {how}")
+
+
+def check_venvs(environments: Environments) -> Iterator[CheckResult]:
+    """Which CLI versions requests can get: the installed one, the cache, the bundled ones."""
+    config = environments.config
+    entries = environments.cache.entries()
+    size = sum(entry.size_bytes for entry in entries) / 1024**3
+    installs = "installs allowed" if config.allow_install else "EXECUTOR_ALLOW_INSTALL=false"
+    yield CheckResult(
+        True,
+        "venvs",
+        f"{len(entries)} cached environments ({size:.2f} of {config.max_bytes / 1024**3:g} GB) "
+        f"in {config.root}; {installs}",
+    )
+    bundled = sorted(p.name for p in config.bundled_dir.glob("*-bundled"))
+    if bundled:
+        yield CheckResult(True, "venvs", f"bundled in {config.bundled_dir}: {', '.join(bundled)}")

@@ -13,7 +13,7 @@ import click
 from pydantic import ValidationError
 
 from remote_executor import __version__
-from remote_executor.check import check_cli, check_gms, check_queue, check_secrets
+from remote_executor.check import check_cli, check_gms, check_queue, check_secrets, check_venvs
 from remote_executor.cli_venvs import venvs
 from remote_executor.errors import ConfigurationError, ExecutorError
 from remote_executor.gms import GmsClient
@@ -24,7 +24,13 @@ from remote_executor.queue.sqs import SqsQueue
 from remote_executor.serve import serve
 from remote_executor.settings import Settings, parse_name_map
 from remote_executor.task import Task
-from remote_executor.wiring import datahub_command, redactor_and_logs, secret_sources, task_context
+from remote_executor.wiring import (
+    datahub_command,
+    environments,
+    redactor_and_logs,
+    secret_sources,
+    task_context,
+)
 
 if TYPE_CHECKING:
     pass
@@ -216,6 +222,7 @@ def check() -> None:
         *check_queue(queue),
         *check_secrets(secret_sources(settings)),
         *check_cli(command, Handoff(command, settings.secret_handoff)),
+        *check_venvs(environments(settings, command)),
     ]
     for result in results:
         click.echo(redactor.redact(result.line()))

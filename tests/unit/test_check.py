@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from remote_executor.check import CheckResult, check_cli, check_gms, check_queue, check_secrets
+from remote_executor.check import (
+    CheckResult,
+    check_cli,
+    check_gms,
+    check_queue,
+    check_secrets,
+    check_venvs,
+)
 from remote_executor.errors import SecretError
 from remote_executor.gms import GmsClient
 from remote_executor.handoff import Handoff
@@ -206,3 +213,15 @@ def test_cli_that_fails_shows_its_error(tmp_path: Path) -> None:
     assert len(output) == 1
     assert output[0].startswith("FAIL  datahub  ")
     assert output[0].endswith("version failed: ModuleNotFoundError: No module named datahub")
+
+
+def test_venvs_check_says_where_the_cache_is_and_what_is_bundled(
+    make_context: Callable[..., Any], tmp_path: Path
+) -> None:
+    environments = make_context().environments
+    (environments.config.root).mkdir(parents=True, exist_ok=True)
+
+    assert lines(check_venvs(environments)) == [
+        f"OK    venvs    0 cached environments (0.00 of 10 GB) in {tmp_path / 'venvs'}; "
+        "EXECUTOR_ALLOW_INSTALL=false"
+    ]

@@ -23,7 +23,7 @@ RUN pip install --no-cache-dir . "acryl-datahub[${DATAHUB_PLUGINS}]==${DATAHUB_V
 RUN mkdir -p /opt/datahub/venvs \
     && if [ -n "${BUNDLED_VENVS}" ]; then \
         UV_CACHE_DIR=/tmp/uv-cache EXECUTOR_BUNDLED_VENV_DIR=/opt/datahub/venvs \
-        executor venvs build --bundled $(echo "${BUNDLED_VENVS}" | tr ',' ' ') \
+        executor venvs build --bundled "${BUNDLED_VENVS}" \
         && rm -rf /tmp/uv-cache; \
     fi
 

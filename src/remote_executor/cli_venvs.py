@@ -69,8 +69,8 @@ def prune(max_gb: float | None, everything: bool) -> None:
     "(the image's build does this).",
 )
 def build(specs: tuple[str, ...], bundled: bool) -> None:
-    """Build the environment of each PLUGIN@VERSION (e.g. postgres@1.2.0.5 snowflake@latest)
-    now, as EXECUTOR_PREWARM does at start-up."""
+    """Build the environment of each PLUGIN@VERSION (e.g. postgres@1.2.0.5 snowflake@latest,
+    or comma-separated as in EXECUTOR_PREWARM) now, as EXECUTOR_PREWARM does at start-up."""
     try:
         pairs = parse_prewarm(",".join(specs))
     except ConfigurationError as exc:

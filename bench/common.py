@@ -233,28 +233,15 @@ class Submitter:
         self._url = queue_url
         self.sent: dict[str, tuple[str, float]] = {}  # request id -> (message id, sent at)
 
-    def submit(
-        self, recipe: str, prefix: str = "bench", version: str | None = None, **kwargs: Any
-    ) -> str:
-        """Send one request now; its request id. ``version`` is its ``args.version``
-        (``build_message`` writes ``native``)."""
+    def submit(self, recipe: str, prefix: str = "bench", **kwargs: Any) -> str:
+        """Send one request now; its request id. ``kwargs`` go to ``build_message``
+        (``version="1.7.0.15"`` is its ``args.version``)."""
         request_id = f"{prefix}-{uuid.uuid4().hex[:10]}"
         body = build_message(request_id, recipe, "remote", **kwargs)
-        if version is not None:
-            body = with_version(body, version)
         sent_at = time.time()
         message_id = self._sqs.send_message(QueueUrl=self._url, MessageBody=body)["MessageId"]
         self.sent[request_id] = (message_id, sent_at)
         return request_id
-
-
-def with_version(body: str, version: str) -> str:
-    """An SQS body of ``build_message`` with another ``args.version``."""
-    message = json.loads(body)
-    value = json.loads(message["aspect"]["value"])
-    value["args"]["version"] = version
-    message["aspect"]["value"] = json.dumps(value)
-    return json.dumps(message)
 
 
 def accepted(sandbox: Sandbox, request_id: str, statuses: set[str]) -> float | None:

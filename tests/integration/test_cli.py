@@ -110,8 +110,9 @@ def test_check_all_ok_names_secrets_but_never_values(sandbox, cli_env):
     assert lines[1] == "OK    token    accepted"
     assert lines[2].startswith("OK    queue") and "reachable" in lines[2]
     assert "OK    secrets  aws: PG_PASSWORD resolves" in lines
-    assert lines[-2].startswith("OK    datahub  CLI 1.")
-    assert lines[-1] == "OK    datahub  secrets are handed over on stdin"
+    assert lines[-3].startswith("OK    datahub  CLI 1.")
+    assert lines[-2] == "OK    datahub  secrets are handed over on stdin"
+    assert lines[-1].startswith("OK    venvs    0 cached environments (0.00 of 10 GB) in ")
     assert "check-secret-value-93b1" not in done.stdout + done.stderr
 
 

@@ -45,7 +45,7 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# All six benchmarks, about 12 minutes (see bench/README.md); `make bench BENCH=dispatch` runs one.
+# All seven benchmarks, about 16 minutes (see bench/README.md); `make bench BENCH=dispatch` runs one.
 bench: $(VENV)/.bench
 	$(BIN)/python -m bench $(BENCH)
 

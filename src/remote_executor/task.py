@@ -61,7 +61,6 @@ class Task:
         self._installs = Stopper()
         self._stop: tuple[StopKind, str] | None = None
         self.secret_seconds: float | None = None
-        self.cli_version: str | None = None
         self.leftovers_killed = 0
 
     @property
@@ -133,7 +132,6 @@ class Task:
                 self.request, prepared, self._ctx.environments, phase, self._installs
             ) as chosen:
                 self._notes.append(chosen.note)
-                self.cli_version = chosen.version
                 outcome = self._execute(prepared, secrets, needs_token, chosen)
         except VenvError as exc:
             return self._failure(f"CLI environment: {exc}")

@@ -13,6 +13,7 @@ import pytest
 
 from remote_executor.venvs.asks import choose_extras, plugin_names
 from remote_executor.venvs.cache import VenvCache
+from remote_executor.venvs.installer import Installer
 
 
 def builder(calls: list[Path], size: int = 1000, delay: float = 0.0) -> Any:
@@ -102,3 +103,22 @@ def test_extras_are_the_plugins_the_package_names_compared_normalised() -> None:
     )
     assert extras == ["datahub-rest", "great-expectations", "postgres"]
     assert others == ["file"]
+
+
+def test_the_installer_child_gets_no_credential_of_the_worker(tmp_path: Path) -> None:
+    # A requirement built from source runs its own code with this environment.
+    worker = {
+        "DATAHUB_GMS_TOKEN": "worker-token",
+        "AWS_SECRET_ACCESS_KEY": "worker-key",
+        "EXECUTOR_SECRETS": "DB=arn:aws:secretsmanager:x",
+        "PIP_INDEX_URL": "https://mirror.example/simple",
+        "REQUESTS_CA_BUNDLE": "/etc/ca.pem",
+    }
+    installer = Installer(worker, {"PATH": "/usr/bin", "HOME": "/home/x"}, tmp_path / "uv")
+
+    env = installer.environment()
+
+    assert not {"DATAHUB_GMS_TOKEN", "AWS_SECRET_ACCESS_KEY", "EXECUTOR_SECRETS"} & set(env)
+    assert env["UV_INDEX_URL"] == "https://mirror.example/simple"
+    assert env["SSL_CERT_FILE"] == "/etc/ca.pem"
+    assert env["UV_CACHE_DIR"] == str(tmp_path / "uv")

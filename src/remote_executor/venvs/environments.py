@@ -94,6 +94,9 @@ class Environments:
         self.facts = FactsStore(config.root / ".facts", installer)
         self._native_command = native_command
         self._native = native
+        # What the installed CLI lacks, per set of extras: asked of its metadata once, as
+        # the executor's own environment does not change under a running worker.
+        self._native_lacks: dict[tuple[str, ...], bool] = {}
         self.python = platform.python_version()
 
     @contextlib.contextmanager
@@ -205,7 +208,11 @@ class Environments:
         native = self._native
         if native is None or Version(spec.version) != Version(native.version):
             return None
-        if spec.requirements or packages.missing_natively(list(spec.extras)):
+        if spec.requirements:
+            return None
+        if spec.extras not in self._native_lacks:
+            self._native_lacks[spec.extras] = bool(packages.missing_natively(list(spec.extras)))
+        if self._native_lacks[spec.extras]:
             return None
         return Chosen(
             self._native_command,

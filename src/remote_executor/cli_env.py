@@ -7,22 +7,13 @@ and stopping the task kills it.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 
 from remote_executor.capture import LogTail
 from remote_executor.models import ExecutionRequest
 from remote_executor.recipe import PreparedRecipe
 from remote_executor.secrets import Redactor
-from remote_executor.venvs import (
-    Chosen,
-    EnvironmentAsk,
-    Environments,
-    Stopper,
-    parse_version,
-    plugin_names,
-)
+from remote_executor.venvs import EnvironmentAsk, parse_version, plugin_names
 from remote_executor.venvs.asks import expand_requirements
 
 
@@ -50,17 +41,3 @@ class PhaseLog:
         with open(self._path, "a", encoding="utf-8") as log:
             log.write(text)
         self._tail.append(text)
-
-
-@contextlib.contextmanager
-def cli_for(
-    request: ExecutionRequest,
-    prepared: PreparedRecipe,
-    environments: Environments,
-    log: PhaseLog,
-    stopper: Stopper,
-) -> Iterator[Chosen]:
-    """The CLI this run uses, held until the block ends."""
-    ask = environment_ask(request, prepared)
-    with environments.provide(ask, log.say, stopper) as chosen:
-        yield chosen

@@ -17,7 +17,7 @@ import structlog
 
 from remote_executor import __version__, runspec
 from remote_executor.capture import LogTail
-from remote_executor.cli_env import PhaseLog, cli_for
+from remote_executor.cli_env import PhaseLog, environment_ask
 from remote_executor.context import StopKind, TaskContext, start_timer
 from remote_executor.errors import RecipeError, RunnerError, SecretError, VenvError
 from remote_executor.models import ExecutionRequest, Status, TaskResult
@@ -128,9 +128,8 @@ class Task:
         timer = start_timer(self.timeout_seconds, bool(self.request.timeout_seconds), self.stop)
         try:
             phase = PhaseLog(self.log_path, self.tail, self._ctx.redactor)
-            with cli_for(
-                self.request, prepared, self._ctx.environments, phase, self._installs
-            ) as chosen:
+            ask = environment_ask(self.request, prepared)
+            with self._ctx.environments.provide(ask, phase.say, self._installs) as chosen:
                 self._notes.append(chosen.note)
                 outcome = self._execute(prepared, secrets, needs_token, chosen)
         except VenvError as exc:

@@ -160,6 +160,7 @@ def test_check_everything_ok_without_showing_values(
 
         result = CliRunner().invoke(main, ["check"])
     secrets_dir = os.environ["EXECUTOR_SECRETS_DIR"]
+    work_dir = os.environ["EXECUTOR_WORK_DIR"]
 
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [
@@ -172,6 +173,8 @@ def test_check_everything_ok_without_showing_values(
         "OK    secrets  env: the worker's environment",
         f"OK    datahub  CLI 9.9.9 at {fake_command[0]}",
         "OK    datahub  secrets are handed over on stdin",
+        f"OK    venvs    0 cached environments (0.00 of 10 GB) in {work_dir}/venvs; "
+        "installs allowed",
     ]
     assert SECRET not in result.output
     assert TOKEN not in result.output

@@ -43,6 +43,9 @@ class WorkerConfig:
     token_recheck_seconds: float = 60.0
     max_visibility_seconds: float = MAX_VISIBILITY_SECONDS
     keep_task_dirs: int = 20
+    # Run the input GMS holds for the urn, never the message's copy (DESIGN.md: the queue is a
+    # doorbell); off only for queues fed by producers that cannot write to GMS.
+    require_gms_input: bool = True
 
     @property
     def stale_heartbeat_seconds(self) -> float:

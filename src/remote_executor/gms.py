@@ -44,10 +44,12 @@ WRONG_URL_HINT = (
 
 @dataclass(frozen=True)
 class RequestState:
-    """What GMS holds about a request before it runs: its result and signal aspects, or None."""
+    """What GMS holds about a request before it runs: its result, signal and input aspects,
+    each None when absent."""
 
     result: dict[str, Any] | None
     signal: dict[str, Any] | None
+    input: dict[str, Any] | None = None
 
 
 class Reporter(Protocol):
@@ -70,7 +72,7 @@ class Reporter(Protocol):
         ...
 
     def read_state(self, urn: str) -> RequestState:
-        """The request's result and signal together, in one call where GMS allows it."""
+        """The request's result, signal and input together, in one call where GMS allows it."""
         ...
 
     def check_token(self) -> None:
@@ -166,12 +168,14 @@ class GmsClient:
         return value
 
     def read_state(self, urn: str) -> RequestState:
-        """Result and signal in one GET of Rest.li's entitiesV2 resource (GMS since early 2022).
+        """Result, signal and input in one GET of Rest.li's entitiesV2 resource (GMS since early
+        2022).
 
         GMS answers 200 even for a request it has never heard of (with only the key aspect,
         which it makes up from the urn), so a 404 means the endpoint itself is missing.
         """
-        path = f"/entitiesV2/{quote(urn, safe='')}?aspects=List({RESULT_ASPECT},{SIGNAL_ASPECT})"
+        aspects_wanted = f"List({RESULT_ASPECT},{SIGNAL_ASPECT},{INPUT_ASPECT})"
+        path = f"/entitiesV2/{quote(urn, safe='')}?aspects={aspects_wanted}"
         response = self._send("GET", path)
         if response.status_code == 404:
             raise GmsRejectedError(
@@ -185,6 +189,7 @@ class GmsClient:
         return RequestState(
             _enveloped_value(response, aspects, RESULT_ASPECT),
             _enveloped_value(response, aspects, SIGNAL_ASPECT),
+            _enveloped_value(response, aspects, INPUT_ASPECT),
         )
 
     def read_result(self, urn: str) -> dict[str, Any] | None:
@@ -275,7 +280,7 @@ class MemoryReporter:
 
     def read_state(self, urn: str) -> RequestState:
         # Through the single reads, so that a test overriding one of them affects this too.
-        return RequestState(self.read_result(urn), self.read_signal(urn))
+        return RequestState(self.read_result(urn), self.read_signal(urn), self.read_input(urn))
 
     def check_token(self) -> None:
         if self.refuse_token is not None:

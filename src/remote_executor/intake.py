@@ -1,18 +1,20 @@
 """Intake: what a received message is, and whether its request may run here.
 
-Before anything starts, a message is decoded, a bad one is reported (when it
-names a request) and dead-lettered, and one for another executor is left for its
-owner (``parse``). Then one read of the request's state in GMS decides the rest
-(``preflight``): a request that already finished or was cancelled ends without
-running; one that another worker runs (its run record has a fresh heartbeat) is
-left to it; one that ran ``EXECUTOR_MAX_ATTEMPTS`` times without a result fails.
-Otherwise the next run record is returned, and the worker claims the request
-with it.
+Before anything starts, a message is decoded and one read of GMS gives the
+request's result, signal and input (``parse``). The input that runs is GMS's: a
+message for a request GMS does not know is dead-lettered. A bad input is
+reported and dead-lettered, and one for another executor is left for its owner.
+Then that state decides the rest (``preflight``): a request that already
+finished or was cancelled ends without running; one that another worker runs
+(its run record has a fresh heartbeat) is left to it; one that ran
+``EXECUTOR_MAX_ATTEMPTS`` times without a result fails. Otherwise the next run
+record is returned, and the worker claims the request with it.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -25,8 +27,8 @@ from remote_executor.errors import (
     GmsUnavailableError,
     MessageError,
 )
-from remote_executor.gms import Reporter
-from remote_executor.messages import parse_envelope, parse_input
+from remote_executor.gms import Reporter, RequestState
+from remote_executor.messages import Envelope, parse_envelope, parse_input
 from remote_executor.models import TERMINAL_STATUSES, ExecutionRequest, Status, TaskResult
 from remote_executor.outcome import Decision, Outcome, describe_body
 from remote_executor.queue.base import Lease
@@ -34,6 +36,14 @@ from remote_executor.runrecord import RunRecord, now_ms
 from remote_executor.watch import describe_kill
 
 log = structlog.get_logger("remote_executor.worker")
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A request that may be for this worker, with what GMS held for it when it was read."""
+
+    request: ExecutionRequest
+    state: RequestState
 
 
 class Intake:
@@ -56,24 +66,33 @@ class Intake:
         )
         return Decision(Outcome.RELEASE, reason, max(1, delay))
 
-    def parse(self, lease: Lease) -> ExecutionRequest | Decision:
-        """The request the message carries, or how the message ends without running."""
+    def parse(self, lease: Lease) -> Admitted | Decision:
+        """The request to run and its state in GMS, or how the message ends without running.
+
+        One read of GMS gives the result, the signal and the input: with
+        ``EXECUTOR_REQUIRE_GMS_INPUT`` (the default) the input GMS holds is what runs, and a
+        message for a request GMS does not know is dead-lettered without a word to GMS.
+        """
         try:
             envelope = parse_envelope(lease.body)
-            value = envelope.input
-            if value is None:
-                value = self._reporter.read_input(envelope.urn)
-                if value is None:
-                    raise MessageError(
-                        "message was truncated and GMS has no input for it", envelope.urn
-                    )
-            request = parse_input(envelope.urn, value)
         except MessageError as exc:
             return self._reject(lease, exc)
+        try:
+            state = self._reporter.read_state(envelope.urn)
         except GmsAuthError:
             raise
         except GmsError as exc:
-            return self.retry_later(f"could not read the truncated input: {exc}", lease)
+            log.error(
+                "cannot read the request's state in GMS", request_urn=envelope.urn, error=str(exc)
+            )
+            return self.retry_later(f"GMS unavailable: {exc}", lease)
+        value = self._input_to_run(lease, envelope, state)
+        if isinstance(value, Decision):
+            return value
+        try:
+            request = parse_input(envelope.urn, value)
+        except MessageError as exc:
+            return self._reject(lease, exc)
         if request.executor_id != self._config.worker_id:
             log.warning(
                 "message for another executor left for its owner",
@@ -85,19 +104,44 @@ class Intake:
                 f"executorId is {request.executor_id!r}, not ours",
                 self._config.foreign_visibility_seconds,
             )
-        return request
+        return Admitted(request, state)
 
-    def preflight(self, request: ExecutionRequest, lease: Lease) -> RunRecord | Decision:
+    def _input_to_run(
+        self, lease: Lease, envelope: Envelope, state: RequestState
+    ) -> dict[str, Any] | Decision:
+        if self._config.require_gms_input:
+            if state.input is None:
+                reason = (
+                    f"GMS holds no input for {envelope.urn}: the request was never written to "
+                    "GMS, so it does not run (every producer writes the request to GMS before "
+                    "queueing it; EXECUTOR_REQUIRE_GMS_INPUT=false runs the message's copy)"
+                )
+                log.error("message for a request GMS does not know", request_urn=envelope.urn)
+                return Decision(Outcome.DEAD_LETTER, reason)
+            if envelope.input is not None and envelope.input != state.input:
+                log.warning(
+                    "the message's input differs from the one in GMS; running GMS's",
+                    request_urn=envelope.urn,
+                )
+            return state.input
+        if envelope.input is not None:
+            return envelope.input
+        if state.input is None:
+            return self._reject(
+                lease,
+                MessageError("message was truncated and GMS has no input for it", envelope.urn),
+            )
+        return state.input
+
+    def preflight(self, admitted: Admitted, lease: Lease) -> RunRecord | Decision:
         """The run record to claim the request with, or why it must not run now."""
+        state = admitted.state
         try:
-            state = self._reporter.read_state(request.urn)
-            return self._decide(request, lease, state.result, state.signal)
+            return self._decide(admitted.request, lease, state.result, state.signal)
         except GmsAuthError:
             raise
         except GmsError as exc:
-            log.error(
-                "cannot read the request's state in GMS", request_urn=request.urn, error=str(exc)
-            )
+            log.error("cannot write to GMS", request_urn=admitted.request.urn, error=str(exc))
             return self.retry_later(f"GMS unavailable: {exc}", lease)
 
     def _decide(
@@ -112,7 +156,7 @@ class Intake:
             return Decision(Outcome.ACKNOWLEDGE, f"already {existing['status']}")
         kill = describe_kill(signal_value) if signal_value else None
         if kill is not None:
-            return self._finish_early(lease, request, Status.CANCELLED, f"Cancelled: {kill}.")
+            return self._finish_early(lease, request.urn, Status.CANCELLED, f"Cancelled: {kill}.")
         record = RunRecord.parse(existing)
         config = self._config
         if record is not None and record.alive(config.stale_heartbeat_seconds):
@@ -135,7 +179,7 @@ class Intake:
         if runs >= config.max_attempts:
             return self._finish_early(
                 lease,
-                request,
+                request.urn,
                 Status.FAILURE,
                 f"Failed: gave up after {runs} runs (EXECUTOR_MAX_ATTEMPTS="
                 f"{config.max_attempts}); each started and ended without a result, for "
@@ -145,7 +189,7 @@ class Intake:
         if lease.receive_count > config.max_receives:
             return self._finish_early(
                 lease,
-                request,
+                request.urn,
                 Status.FAILURE,
                 f"Failed: the message was received {lease.receive_count} times and never "
                 f"ran to a result (the limit is {config.max_receives}); see the workers' "
@@ -180,22 +224,20 @@ class Intake:
             )
         return Decision(Outcome.DEAD_LETTER, str(exc))
 
-    def fail(self, lease: Lease, request: ExecutionRequest, report: str) -> Decision:
+    def fail(self, lease: Lease, urn: str, report: str) -> Decision:
         """End a request FAILURE without running it (an error outside the task itself)."""
-        return self._finish_early(lease, request, Status.FAILURE, report)
+        return self._finish_early(lease, urn, Status.FAILURE, report)
 
-    def _finish_early(
-        self, lease: Lease, request: ExecutionRequest, status: Status, report: str
-    ) -> Decision:
-        log.warning("ended without running", request_urn=request.urn, status=status.value)
+    def _finish_early(self, lease: Lease, urn: str, status: Status, report: str) -> Decision:
+        log.warning("ended without running", request_urn=urn, status=status.value)
         try:
-            self._reporter.report(request.urn, _result(lease, status, report))
+            self._reporter.report(urn, _result(lease, status, report))
         except GmsUnavailableError as exc:
             return self.retry_later(f"{status.value} not accepted by GMS: {exc}", lease)
         except GmsRejectedError as exc:
             log.error(
                 "GMS refused the result; acknowledged",
-                request_urn=request.urn,
+                request_urn=urn,
                 status=status.value,
                 error=str(exc),
             )
@@ -207,4 +249,4 @@ def _result(lease: Lease, status: Status, report: str) -> TaskResult:
     return TaskResult(status=status, report=report, start_time_ms=start, duration_ms=0)
 
 
-__all__ = ["Intake"]
+__all__ = ["Admitted", "Intake"]

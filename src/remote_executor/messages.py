@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from remote_executor.errors import MalformedMessageError, UnknownTaskError
+from remote_executor.errors import MalformedMessageError, MessageError, UnknownTaskError
 from remote_executor.models import URN_PREFIX, ExecutionRequest, TaskKind, request_urn
 
 ENTITY_TYPE = "dataHubExecutionRequest"
@@ -71,6 +71,14 @@ def parse_envelope(body: str) -> Envelope:
     if not isinstance(decoded, dict):
         raise MalformedMessageError("message aspect.value must encode a JSON object", urn)
     return Envelope(urn=urn, input=decoded)
+
+
+def urn_of(body: str) -> str | None:
+    """The request urn a message names, or None when it names none."""
+    try:
+        return parse_envelope(body).urn
+    except MessageError as exc:
+        return exc.urn
 
 
 def _json_arg(args: dict[str, Any], name: str, kind: type, urn: str) -> Any:

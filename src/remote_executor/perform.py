@@ -1,9 +1,10 @@
 """The path of one message, from lease to decision: the worker's ``perform_job``.
 
-1. ``Intake.parse``: decode; bad or foreign messages end here.
+1. ``Intake.parse``: decode, and one read of the request's result, signal and input in
+   GMS; bad or foreign messages, and those for a request GMS does not know, end here.
 2. Claim the urn in this worker's table: a second copy received while one runs here is
    released with a delay.
-3. ``Intake.preflight``: one read of the request's state in GMS; finished, cancelled,
+3. ``Intake.preflight``: from the state read in 1, finished, cancelled,
    running elsewhere or out of attempts ends here. Otherwise a new run record.
 4. Secure the lease, write RUNNING with the run record (``ResultWriter.claim``), and
    only then start the task, with its heartbeat, its cancel watch and its lease kept.
@@ -24,7 +25,8 @@ import structlog
 from remote_executor.config import WorkerConfig
 from remote_executor.errors import GmsAuthError, GmsError, QueueError
 from remote_executor.health import Metrics
-from remote_executor.intake import Intake
+from remote_executor.intake import Admitted, Intake
+from remote_executor.messages import urn_of
 from remote_executor.models import ExecutionRequest
 from remote_executor.outcome import Decision, Outcome
 from remote_executor.queue.base import Lease
@@ -84,9 +86,10 @@ class Performer:
 
     def perform(self, lease: Lease) -> Decision:
         """Decide, and run if the decision is to run; never raises."""
-        parsed = self._parse(lease)
-        if isinstance(parsed, Decision):
-            return parsed
+        admitted = self._parse(lease)
+        if isinstance(admitted, Decision):
+            return admitted
+        parsed = admitted.request
         urn = parsed.urn
         with self._lock:
             if urn in self._claimed:
@@ -94,16 +97,12 @@ class Performer:
                 return self._intake.retry_later("a copy of this request runs on this worker", lease)
             self._claimed.add(urn)
         try:
-            return self._admitted(parsed, lease)
+            return self._admitted(admitted, lease)
         except GmsAuthError as exc:
             return self._refused(exc)
         except Exception as exc:  # every failure is a result, on the first attempt
             log.exception("unexpected error running a request", request_urn=urn)
-            return self._intake.fail(
-                lease,
-                parsed,
-                f"Failed: unexpected error in the executor: {type(exc).__name__}: {exc}",
-            )
+            return self._intake.fail(lease, urn, _unexpected(exc))
         finally:
             with self._lock:
                 self._claimed.discard(urn)
@@ -115,19 +114,23 @@ class Performer:
         self._on_refused(exc)
         return Decision(Outcome.RELEASE, f"GMS refuses the token: {exc}")
 
-    def _parse(self, lease: Lease) -> ExecutionRequest | Decision:
+    def _parse(self, lease: Lease) -> Admitted | Decision:
         try:
             return self._intake.parse(lease)
         except GmsAuthError as exc:
             return self._refused(exc)
         except Exception as exc:  # a bug must not lose the message, nor loop it at once
             log.exception("unexpected error reading a message", message_id=lease.message_id)
-            return self._intake.retry_later(f"unexpected error: {exc}", lease)
+            urn = urn_of(lease.body)
+            if urn is None:
+                return self._intake.retry_later(f"unexpected error: {exc}", lease)
+            return self._intake.fail(lease, urn, _unexpected(exc))
 
-    def _admitted(self, request: ExecutionRequest, lease: Lease) -> Decision:
+    def _admitted(self, admitted: Admitted, lease: Lease) -> Decision:
         if self._stopping.is_set():
             return Decision(Outcome.RELEASE, "worker is stopping")
-        planned = self._intake.preflight(request, lease)
+        request = admitted.request
+        planned = self._intake.preflight(admitted, lease)
         if isinstance(planned, Decision):
             return planned
         if self._stopping.is_set():
@@ -205,6 +208,10 @@ class Performer:
                 f"the message's lease was lost ({reason}); stopped so that no second copy "
                 "runs beside this one",
             )
+
+
+def _unexpected(exc: Exception) -> str:
+    return f"Failed: unexpected error in the executor: {type(exc).__name__}: {exc}"
 
 
 def stop_task(task: Task, kind: StopKind, reason: str) -> None:

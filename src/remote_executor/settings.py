@@ -165,6 +165,7 @@ class Settings(VenvSettings, BaseSettings):
     child_env_passthrough: Annotated[list[str], NoDecode] = Field(
         default_factory=list, validation_alias="EXECUTOR_CHILD_ENV_PASSTHROUGH"
     )
+    require_gms_input: bool = Field(default=True, validation_alias="EXECUTOR_REQUIRE_GMS_INPUT")
     health_port: int = Field(default=8080, ge=0, le=65535, validation_alias="EXECUTOR_HEALTH_PORT")
     log_format: Literal["auto", "console", "json"] = Field(
         default="auto", validation_alias="EXECUTOR_LOG_FORMAT"
@@ -238,6 +239,7 @@ class Settings(VenvSettings, BaseSettings):
             kill_grace_seconds=self.kill_grace_seconds,
             keep_task_dirs=self.keep_task_dirs,
             retry_delay_seconds=self.retry_delay_seconds,
+            require_gms_input=self.require_gms_input,
         )
 
     @property

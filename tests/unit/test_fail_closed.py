@@ -4,6 +4,8 @@ another run's."""
 
 from __future__ import annotations
 
+import json
+
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -36,11 +38,11 @@ def lease(receive_count: int = 1) -> Lease:
 
 def planned(reporter: MemoryReporter, receive_count: int = 1, **config: Any) -> Any:
     intake = Intake(reporter, WorkerConfig(worker_id="remote", **config), OURS)
-    request = intake.parse(
-        Lease("m-1", "r-1", message("req-1", "source: {type: fake}"), receive_count=receive_count)
-    )
-    assert not isinstance(request, Decision)
-    return intake.preflight(request, lease(receive_count))
+    body = message("req-1", "source: {type: fake}")
+    reporter.inputs[request_urn("req-1")] = json.loads(json.loads(body)["aspect"]["value"])
+    admitted = intake.parse(Lease("m-1", "r-1", body, receive_count=receive_count))
+    assert not isinstance(admitted, Decision)
+    return intake.preflight(admitted, lease(receive_count))
 
 
 def test_a_request_with_a_fresh_heartbeat_elsewhere_is_left_with_a_delay() -> None:

@@ -16,7 +16,7 @@ from remote_executor.errors import (
     GmsUnavailableError,
     NotGmsError,
 )
-from remote_executor.gms import GmsClient, MemoryReporter, RequestState
+from remote_executor.gms import INPUT_ASPECT, GmsClient, MemoryReporter, RequestState
 from remote_executor.models import Status, TaskResult
 from remote_executor.sandbox.gms import GmsStandIn
 
@@ -25,7 +25,8 @@ URN = "urn:li:dataHubExecutionRequest:gms-1"
 QUOTED_URN = "urn%3Ali%3AdataHubExecutionRequest%3Agms-1"
 STATE_PATH = (
     f"/gms/entitiesV2/{QUOTED_URN}"
-    "?aspects=List(dataHubExecutionRequestResult,dataHubExecutionRequestSignal)"
+    "?aspects=List(dataHubExecutionRequestResult,dataHubExecutionRequestSignal,"
+    "dataHubExecutionRequestInput)"
 )
 SIGNAL_ASPECT = "dataHubExecutionRequestSignal"
 KILL = {
@@ -363,15 +364,24 @@ def test_read_state_404_means_no_entities_v2_endpoint(scripted: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("with_result", "with_signal"),
-    [(False, False), (True, False), (False, True), (True, True)],
-    ids=["none", "result", "signal", "both"],
+    ("with_result", "with_signal", "with_input"),
+    [(False, False, False), (True, False, True), (False, True, False), (True, True, True)],
+    ids=["none", "result-input", "signal", "all"],
 )
 def test_read_state_against_the_stand_in(
-    gms: GmsStandIn, with_result: bool, with_signal: bool
+    gms: GmsStandIn, with_result: bool, with_signal: bool, with_input: bool
 ) -> None:
-    urn = f"urn:li:dataHubExecutionRequest:state-{with_result:d}{with_signal:d}"
+    urn = f"urn:li:dataHubExecutionRequest:state-{with_result:d}{with_signal:d}{with_input:d}"
     client = GmsClient(gms.url, TOKEN, retry_seconds=1)
+    request_input = {
+        "task": "RUN_INGEST",
+        "args": {"recipe": "{}"},
+        "executorId": "remote",
+        "source": {"type": "MANUAL_INGESTION_SOURCE"},
+        "requestedAt": 1700000000000,
+    }
+    if with_input:
+        gms.put_aspect(urn, INPUT_ASPECT, request_input)
     if with_result:
         client.report(urn, RUNNING)
     if with_signal:
@@ -382,8 +392,11 @@ def test_read_state_against_the_stand_in(
 
     assert state.result == (RUNNING.to_aspect() if with_result else None)
     assert state.signal == (KILL if with_signal else None)
-    assert state == RequestState(client.read_result(urn), client.read_signal(urn))
-    assert len(gms.served) == calls_before + 3  # one for read_state, two to compare
+    assert state.input == (request_input if with_input else None)
+    assert state == RequestState(
+        client.read_result(urn), client.read_signal(urn), client.read_input(urn)
+    )
+    assert len(gms.served) == calls_before + 4  # one for read_state, three to compare
     assert gms.rejected == []
 
 

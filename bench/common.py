@@ -230,6 +230,7 @@ class Submitter:
 
     def __init__(self, sandbox: Sandbox, queue_url: str) -> None:
         self._sqs = sandbox.aws.client("sqs")
+        self._gms = sandbox.gms
         self._url = queue_url
         self.sent: dict[str, tuple[str, float]] = {}  # request id -> (message id, sent at)
 
@@ -237,7 +238,7 @@ class Submitter:
         """Send one request now; its request id. ``kwargs`` go to ``build_message``
         (``version="1.7.0.15"`` is its ``args.version``)."""
         request_id = f"{prefix}-{uuid.uuid4().hex[:10]}"
-        body = build_message(request_id, recipe, "remote", **kwargs)
+        body = self._gms.write_request(build_message(request_id, recipe, "remote", **kwargs))
         sent_at = time.time()
         message_id = self._sqs.send_message(QueueUrl=self._url, MessageBody=body)["MessageId"]
         self.sent[request_id] = (message_id, sent_at)

@@ -94,7 +94,12 @@ def burst(box: Sandbox, directory: Path, tasks: int, count: int) -> dict[str, An
         for start in range(0, tasks, 10):
             batch = request_ids[start : start + 10]
             entries = [
-                {"Id": str(n), "MessageBody": build_message(rid, trivial_recipe(), "remote")}
+                {
+                    "Id": str(n),
+                    "MessageBody": box.gms.write_request(
+                        build_message(rid, trivial_recipe(), "remote")
+                    ),
+                }
                 for n, rid in enumerate(batch)
             ]
             at = time.time()

@@ -18,7 +18,7 @@ from remote_executor.cli_venvs import venvs
 from remote_executor.errors import ConfigurationError, ExecutorError
 from remote_executor.gms import GmsClient
 from remote_executor.handoff import Handoff
-from remote_executor.messages import build_message
+from remote_executor.messages import message_for, request_input
 from remote_executor.models import URN_PREFIX, ExecutionRequest, Status, TaskKind
 from remote_executor.queue.sqs import SqsQueue
 from remote_executor.serve import serve
@@ -114,6 +114,7 @@ def run(
 @main.command()
 @click.argument("recipe", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--queue-url", help="SQS queue URL (EXECUTOR_QUEUE_URL).")
+@click.option("--gms-url", help="GMS URL, ending in /gms (DATAHUB_GMS_URL).")
 @click.option("--executor-id", default="remote", show_default=True, help="Which executor runs it.")
 @click.option("--urn", help="Request urn or id (default: a new id).")
 @click.option(
@@ -123,7 +124,12 @@ def run(
     default=TaskKind.RUN_INGEST.value,
     show_default=True,
 )
-@click.option("--ingestion-source", help="Ingestion source urn (sets the pipeline name).")
+@click.option(
+    "--source-urn",
+    "--ingestion-source",
+    "ingestion_source",
+    help="Ingestion source urn: DataHub lists the run under that source.",
+)
 @click.option(
     "--version",
     "cli_version",
@@ -141,6 +147,7 @@ def run(
 def submit(
     recipe: Path,
     queue_url: str | None,
+    gms_url: str | None,
     executor_id: str,
     urn: str | None,
     task_name: str,
@@ -148,11 +155,15 @@ def submit(
     cli_version: str,
     env_pairs: tuple[str, ...],
 ) -> None:
-    """Send RECIPE to the queue as an execution request; print its urn."""
-    settings = load_settings(queue_url=queue_url)
+    """Write RECIPE to GMS as an execution request, then queue it; print its urn.
+
+    The request's input goes to GMS first, as the DataHub UI writes it, so that DataHub
+    lists the run and the worker (which runs what GMS holds) accepts it.
+    """
+    settings = load_settings(queue_url=queue_url, gms_url=gms_url)
     request_id = (urn or str(uuid.uuid4())).removeprefix(URN_PREFIX)
-    body = build_message(
-        request_id,
+    urn = f"{URN_PREFIX}{request_id}"
+    value = request_input(
         recipe.read_text(encoding="utf-8"),
         executor_id,
         task=TaskKind(task_name),
@@ -161,10 +172,13 @@ def submit(
         version=cli_version,
     )
     try:
-        SqsQueue.create(settings.require_queue_url(), settings.aws_region).send(body)
+        queue_url = settings.require_queue_url()
+        gms = GmsClient(settings.require_gms_url(), settings.token, settings.gms_retry_seconds)
+        gms.write_input(urn, value)
+        SqsQueue.create(queue_url, settings.aws_region).send(message_for(urn, value))
     except ExecutorError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"{URN_PREFIX}{request_id}")
+    click.echo(urn)
 
 
 @main.command("exec")

@@ -152,6 +152,11 @@ class GmsClient:
         body = _proposal(urn, RESULT_ASPECT, result.to_json())
         self._send("POST", "/aspects?action=ingestProposal", json=body)
 
+    def write_input(self, urn: str, input_value: dict[str, Any]) -> None:
+        """Write a request's input aspect, as the UI's resolver does before anything runs."""
+        body = _proposal(urn, INPUT_ASPECT, json.dumps(input_value))
+        self._send("POST", "/aspects?action=ingestProposal", json=body)
+
     def _read_aspect(self, urn: str, aspect_name: str) -> dict[str, Any] | None:
         path = f"/aspects/{quote(urn, safe='')}?aspect={aspect_name}&version=0"
         response = self._send("GET", path)

@@ -184,6 +184,35 @@ def build_message(
     extra_pip_plugins: list[str] | None = None,
 ) -> str:
     """The SQS body for a request, exactly as DESIGN.md draws it."""
+    return message_for(
+        request_urn(request_id),
+        request_input(
+            recipe,
+            executor_id,
+            task=task,
+            ingestion_source=ingestion_source,
+            extra_env_vars=extra_env_vars,
+            timeout_seconds=timeout_seconds,
+            version=version,
+            extra_pip_requirements=extra_pip_requirements,
+            extra_pip_plugins=extra_pip_plugins,
+        ),
+    )
+
+
+def request_input(
+    recipe: str,
+    executor_id: str,
+    *,
+    task: TaskKind = TaskKind.RUN_INGEST,
+    ingestion_source: str | None = None,
+    extra_env_vars: dict[str, str] | None = None,
+    timeout_seconds: float | None = None,
+    version: str = "native",
+    extra_pip_requirements: list[str] | None = None,
+    extra_pip_plugins: list[str] | None = None,
+) -> dict[str, Any]:
+    """A request's dataHubExecutionRequestInput value, what a producer writes to GMS."""
     input_value: dict[str, Any] = {
         "task": task.value,
         "executorId": executor_id,
@@ -203,9 +232,14 @@ def build_message(
         input_value["args"]["timeout_seconds"] = str(timeout_seconds)
     if extra_pip_plugins:
         input_value["args"]["extra_pip_plugins"] = json.dumps(extra_pip_plugins)
+    return input_value
+
+
+def message_for(urn: str, input_value: dict[str, Any]) -> str:
+    """The SQS body that rings for a request whose input is input_value."""
     message = {
         "entityType": ENTITY_TYPE,
-        "entityUrn": request_urn(request_id),
+        "entityUrn": urn,
         "changeType": "UPSERT",
         "aspectName": INPUT_ASPECT,
         "aspect": {"contentType": "application/json", "value": json.dumps(input_value)},

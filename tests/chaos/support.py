@@ -95,9 +95,13 @@ class ChaosQueue:
         """Put one message on the queue."""
         self.sandbox.aws.client("sqs").send_message(QueueUrl=self.url, MessageBody=body)
 
+    def send_request(self, body: str) -> None:
+        """Write the message's request to GMS, as every producer does, then queue it."""
+        self.send(self.sandbox.gms.write_request(body))
+
     def submit(self, request_id: str, config: dict[str, Any], **kwargs: Any) -> str:
         """Send a request for the fake CLI; its urn."""
-        self.send(build_message(request_id, recipe(config), "remote", **kwargs))
+        self.send_request(build_message(request_id, recipe(config), "remote", **kwargs))
         return request_urn(request_id)
 
     def counts(self, url: str | None = None) -> tuple[int, int]:

@@ -64,7 +64,7 @@ def test_a_recipe_cannot_read_the_executors_credentials(
             "sink": {"type": "file", "config": {"filename": str(markers.parent / "out.txt")}},
         }
     )
-    queue.send(build_message("cred-snoop", snooping, "remote"))
+    queue.send_request(build_message("cred-snoop", snooping, "remote"))
     snoop = request_urn("cred-snoop")
     sink = {
         "type": "datahub-rest",
@@ -76,7 +76,7 @@ def test_a_recipe_cannot_read_the_executors_credentials(
             "sink": sink,
         }
     )
-    queue.send(build_message("cred-sink", allowed_recipe, "remote"))
+    queue.send_request(build_message("cred-sink", allowed_recipe, "remote"))
     allowed = request_urn("cred-sink")
     urns = [token_ref, aws_ref, snoop, allowed]
     started = time.monotonic()

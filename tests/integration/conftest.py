@@ -63,7 +63,8 @@ class RunningWorker:
     def submit(self, recipe: str, executor_id: str = "remote", **kwargs: object) -> str:
         """Send a request built exactly as `executor submit` does; its urn."""
         request_id = f"it-{uuid.uuid4().hex[:10]}"
-        self.queue.send(build_message(request_id, recipe, executor_id, **kwargs))  # type: ignore[arg-type]
+        body = build_message(request_id, recipe, executor_id, **kwargs)  # type: ignore[arg-type]
+        self.queue.send(self.sandbox.gms.write_request(body))
         self.submitted.append(request_urn(request_id))
         return request_urn(request_id)
 

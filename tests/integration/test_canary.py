@@ -92,7 +92,8 @@ def test_canary_secret_leaves_no_trace(sandbox, tmp_path: Path, handoff: str):
         )
     try:
         sandbox.aws.client("sqs").send_message(
-            QueueUrl=queue_url, MessageBody=build_message(request_id, RECIPE, "remote")
+            QueueUrl=queue_url,
+            MessageBody=sandbox.gms.write_request(build_message(request_id, RECIPE, "remote")),
         )
         result = sandbox.gms.wait_for_status(
             f"urn:li:dataHubExecutionRequest:{request_id}", TERMINAL_STATUSES, timeout_seconds=180

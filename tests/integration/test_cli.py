@@ -173,11 +173,25 @@ def test_run_and_submit_as_a_user_would(sandbox, cli_env, demo_db, tmp_path: Pat
         )
     try:
         submitted = executor(
-            "submit", str(RECIPES / "demo-sqlite.yml"), "--env", f"DEMO_DB={demo_db}", env=env
+            "submit",
+            str(RECIPES / "demo-sqlite.yml"),
+            "--env",
+            f"DEMO_DB={demo_db}",
+            "--source-urn",
+            "urn:li:dataHubIngestionSource:demo",
+            env=env,
         )
         assert submitted.returncode == 0, submitted.stderr
         urn = submitted.stdout.strip()
         assert urn.startswith("urn:li:dataHubExecutionRequest:")
+        # Written to GMS before it was queued, as the UI writes it, so DataHub lists the run.
+        written = sandbox.gms.aspect(urn, "dataHubExecutionRequestInput")
+        assert written is not None
+        assert written["source"] == {
+            "type": "MANUAL_INGESTION_SOURCE",
+            "ingestionSource": "urn:li:dataHubIngestionSource:demo",
+        }
+        assert (written["task"], written["executorId"]) == ("RUN_INGEST", "remote")
 
         result = sandbox.gms.wait_for_status(urn, TERMINAL_STATUSES, timeout_seconds=180)
         assert result is not None and result["status"] == "SUCCESS", log_path.read_text()
@@ -205,3 +219,18 @@ def test_run_refuses_a_url_that_is_not_gms(sandbox, cli_env):
 
     assert done.returncode == 1
     assert "the URL reaches the DataHub web app, not GMS" in done.stderr
+
+
+def test_submit_without_gms_queues_nothing_and_says_why(sandbox, cli_env):
+    url = sandbox.aws.create_queue("submit-no-gms")
+    env = {**cli_env, "EXECUTOR_QUEUE_URL": url, "DATAHUB_GMS_URL": ""}
+
+    done = executor("submit", str(RECIPES / "demo-sqlite.yml"), env=env, timeout=60)
+
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "Error: no GMS URL: set DATAHUB_GMS_URL (or --gms-url), e.g. https://<company>.acryl.io/gms"
+    )
+    sqs = sandbox.aws.client("sqs")
+    answer = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+    assert answer["Attributes"]["ApproximateNumberOfMessages"] == "0"

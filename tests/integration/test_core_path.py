@@ -111,14 +111,18 @@ def test_bad_inputs_fail_clearly_and_the_worker_keeps_running(start_worker, demo
             }
         )
     )
-    running.queue.send(
-        _message(
-            urn_task,
-            {
-                "task": "RUN_MONITOR",
-                "executorId": "remote",
-                "args": {"recipe": "source: {type: x}"},
-            },
+    running.queue.send(  # written to GMS first, as a producer would: GMS takes any task name
+        running.sandbox.gms.write_request(
+            _message(
+                urn_task,
+                {
+                    "task": "RUN_MONITOR",
+                    "executorId": "remote",
+                    "args": {"recipe": "source: {type: x}"},
+                    "source": {"type": "MANUAL_INGESTION_SOURCE"},
+                    "requestedAt": 1700000000000,
+                },
+            )
         )
     )
     bad_yaml = running.submit("source:\n  type: [unclosed\n")

@@ -83,7 +83,8 @@ def _submit(box: Sandbox, recipes: Path, db_path: Path) -> dict[str, str]:
     ):
         request_id = f"demo-{uuid.uuid4().hex[:8]}"
         recipe = (recipes / name).read_text(encoding="utf-8")
-        queue.send(build_message(request_id, recipe, "remote", extra_env_vars=extra_env))
+        body = build_message(request_id, recipe, "remote", extra_env_vars=extra_env)
+        queue.send(box.gms.write_request(body))
         submitted[name] = request_urn(request_id)
         print(f"submitted {name} as {submitted[name]}")
     return submitted

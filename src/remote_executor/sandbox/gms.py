@@ -13,6 +13,7 @@ round trips, and can add latency to every call, as a GMS across a network would.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import threading
@@ -21,6 +22,8 @@ from collections.abc import Set
 from dataclasses import dataclass
 from types import TracebackType
 
+from remote_executor.errors import MessageError
+from remote_executor.messages import INPUT_ASPECT, parse_envelope
 from remote_executor.sandbox.gms_routes import below_gms, reads_aspect, route
 from remote_executor.sandbox.gms_schema import (
     UNAUTHORIZED,
@@ -210,6 +213,22 @@ class GmsStandIn:
         entity_type = entity_type_of(urn)
         valid = check_aspect(aspect_name, value)
         self._store.seed(Proposal(entity_type, check_urn(entity_type, urn), aspect_name, valid))
+
+    def write_request(self, body: str) -> str:
+        """What every producer does before it queues body: write the message's input as the
+        request's input aspect, validated as GMS validates it. Returns body, to send.
+
+        A body with no input to write (not a message, truncated, or an input GMS would refuse)
+        writes nothing, as a producer with nothing valid to write could not have written it.
+        """
+        try:
+            envelope = parse_envelope(body)
+        except MessageError:
+            return body
+        if envelope.input is not None:
+            with contextlib.suppress(PayloadError):
+                self.put_aspect(envelope.urn, INPUT_ASPECT, envelope.input)
+        return body
 
     def wait_for_status(
         self, urn: str, statuses: Set[str], timeout_seconds: float

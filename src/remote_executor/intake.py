@@ -77,15 +77,9 @@ class Intake:
             envelope = parse_envelope(lease.body)
         except MessageError as exc:
             return self._reject(lease, exc)
-        try:
-            state = self._reporter.read_state(envelope.urn)
-        except GmsAuthError:
-            raise
-        except GmsError as exc:
-            log.error(
-                "cannot read the request's state in GMS", request_urn=envelope.urn, error=str(exc)
-            )
-            return self.retry_later(f"GMS unavailable: {exc}", lease)
+        state = self._read_state(lease, envelope)
+        if isinstance(state, Decision):
+            return state
         value = self._input_to_run(lease, envelope, state)
         if isinstance(value, Decision):
             return value
@@ -105,6 +99,20 @@ class Intake:
                 self._config.foreign_visibility_seconds,
             )
         return Admitted(request, state)
+
+    def _read_state(self, lease: Lease, envelope: Envelope) -> RequestState | Decision:
+        try:
+            return self._reporter.read_state(envelope.urn)
+        except GmsAuthError:
+            raise
+        except GmsRejectedError as exc:  # a 4xx for this urn: asking again cannot help
+            log.error("GMS refused to read the request", request_urn=envelope.urn, error=str(exc))
+            return Decision(Outcome.DEAD_LETTER, f"GMS refused to read the request: {exc}")
+        except GmsError as exc:
+            log.error(
+                "cannot read the request's state in GMS", request_urn=envelope.urn, error=str(exc)
+            )
+            return self.retry_later(f"GMS unavailable: {exc}", lease)
 
     def _input_to_run(
         self, lease: Lease, envelope: Envelope, state: RequestState

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from remote_executor.gms import MemoryReporter
+from remote_executor.errors import GmsRejectedError
+from remote_executor.gms import MemoryReporter, RequestState
 from remote_executor.messages import TRUNCATED_ASPECT
 from remote_executor.models import request_urn
 from remote_executor.queue import MemoryQueue
@@ -99,3 +100,24 @@ def test_a_truncated_message_runs_the_input_gms_holds(
 
     assert reporter.statuses(request_urn("big-1"))[-1] == "SUCCESS"
     assert runs(markers) == 1
+
+
+def test_a_urn_gms_refuses_to_read_is_dead_lettered_not_retried(
+    running: Running, wait_for: WaitFor, recipe_yaml: Callable[..., str]
+) -> None:
+    refusal = GmsRejectedError("GMS answered 400 for GET http://gms/entitiesV2/x: bad urn", 400)
+
+    class Refusing(MemoryReporter):
+        def read_state(self, urn: str) -> RequestState:
+            raise refusal
+
+    queue, reporter = MemoryQueue(dead_letters=True), Refusing()
+    queue.send(message("odd-1", recipe_yaml({})))
+
+    with running(queue, reporter, require_gms_input=True) as worker:
+        assert wait_for(lambda: len(queue) == 0)
+        assert worker.not_alive_because is None
+
+    assert [reason for _, reason in queue.dead_letters] == [
+        "GMS refused to read the request: GMS answered 400 for GET http://gms/entitiesV2/x: bad urn"
+    ]

@@ -170,34 +170,10 @@ def _request(  # noqa: PLR0917
     )
 
 
-def build_message(
-    request_id: str,
-    recipe: str,
-    executor_id: str,
-    *,
-    task: TaskKind = TaskKind.RUN_INGEST,
-    ingestion_source: str | None = None,
-    extra_env_vars: dict[str, str] | None = None,
-    timeout_seconds: float | None = None,
-    version: str = "native",
-    extra_pip_requirements: list[str] | None = None,
-    extra_pip_plugins: list[str] | None = None,
-) -> str:
-    """The SQS body for a request, exactly as DESIGN.md draws it."""
-    return message_for(
-        request_urn(request_id),
-        request_input(
-            recipe,
-            executor_id,
-            task=task,
-            ingestion_source=ingestion_source,
-            extra_env_vars=extra_env_vars,
-            timeout_seconds=timeout_seconds,
-            version=version,
-            extra_pip_requirements=extra_pip_requirements,
-            extra_pip_plugins=extra_pip_plugins,
-        ),
-    )
+def build_message(request_id: str, recipe: str, executor_id: str, **fields: Any) -> str:
+    """The SQS body for a request, exactly as DESIGN.md draws it; ``fields`` are
+    ``request_input``'s."""
+    return message_for(request_urn(request_id), request_input(recipe, executor_id, **fields))
 
 
 def request_input(

@@ -83,7 +83,7 @@ class Reporter(Protocol):
 def _proposal(urn: str, aspect_name: str, value: str) -> dict[str, Any]:
     return {
         "proposal": {
-            "entityType": "dataHubExecutionRequest",
+            "entityType": urn.split(":")[2],
             "entityUrn": urn,
             "changeType": "UPSERT",
             "aspectName": aspect_name,
@@ -114,7 +114,8 @@ class GmsClient:
             self._local.session = session
         return session
 
-    def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+    def send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """One call to GMS below its URL, retried while transient; raises GmsError."""
         url = f"{self.url}{path}"
         for attempt in _Retrying(
             retry=retry_if_exception_type(GmsUnavailableError),
@@ -149,17 +150,24 @@ class GmsClient:
         return response
 
     def report(self, urn: str, result: TaskResult) -> None:
-        body = _proposal(urn, RESULT_ASPECT, result.to_json())
-        self._send("POST", "/aspects?action=ingestProposal", json=body)
+        self._write(urn, RESULT_ASPECT, result.to_json())
 
     def write_input(self, urn: str, input_value: dict[str, Any]) -> None:
         """Write a request's input aspect, as the UI's resolver does before anything runs."""
-        body = _proposal(urn, INPUT_ASPECT, json.dumps(input_value))
-        self._send("POST", "/aspects?action=ingestProposal", json=body)
+        self.write_aspect(urn, INPUT_ASPECT, input_value)
 
-    def _read_aspect(self, urn: str, aspect_name: str) -> dict[str, Any] | None:
+    def write_aspect(self, urn: str, aspect_name: str, value: dict[str, Any]) -> None:
+        """UPSERT one aspect of any entity (the entity type is the urn's)."""
+        self._write(urn, aspect_name, json.dumps(value))
+
+    def _write(self, urn: str, aspect_name: str, value: str) -> None:
+        body = _proposal(urn, aspect_name, value)
+        self.send("POST", "/aspects?action=ingestProposal", json=body)
+
+    def read_aspect(self, urn: str, aspect_name: str) -> dict[str, Any] | None:
+        """The latest value of one aspect, None when GMS has none."""
         path = f"/aspects/{quote(urn, safe='')}?aspect={aspect_name}&version=0"
-        response = self._send("GET", path)
+        response = self.send("GET", path)
         if response.status_code == 404:
             return None
         # {"aspect": {"com.linkedin.execution.ExecutionRequestResult": {...}}}: the value sits
@@ -181,7 +189,7 @@ class GmsClient:
         """
         aspects_wanted = f"List({RESULT_ASPECT},{SIGNAL_ASPECT},{INPUT_ASPECT})"
         path = f"/entitiesV2/{quote(urn, safe='')}?aspects={aspects_wanted}"
-        response = self._send("GET", path)
+        response = self.send("GET", path)
         if response.status_code == 404:
             raise GmsRejectedError(
                 f"GMS answered 404 for GET {response.url}: this GMS has no /entitiesV2 "
@@ -198,17 +206,17 @@ class GmsClient:
         )
 
     def read_result(self, urn: str) -> dict[str, Any] | None:
-        return self._read_aspect(urn, RESULT_ASPECT)
+        return self.read_aspect(urn, RESULT_ASPECT)
 
     def read_input(self, urn: str) -> dict[str, Any] | None:
-        return self._read_aspect(urn, INPUT_ASPECT)
+        return self.read_aspect(urn, INPUT_ASPECT)
 
     def read_signal(self, urn: str) -> dict[str, Any] | None:
-        return self._read_aspect(urn, SIGNAL_ASPECT)
+        return self.read_aspect(urn, SIGNAL_ASPECT)
 
     def server_config(self) -> dict[str, Any]:
         """GET /config; NotGmsError when the URL is not GMS (HTML, or JSON without noCode)."""
-        response = self._send("GET", "/config")
+        response = self.send("GET", "/config")
         try:
             config = response.json()
         except ValueError as exc:

@@ -24,6 +24,7 @@ from types import TracebackType
 
 from remote_executor.errors import MessageError
 from remote_executor.messages import INPUT_ASPECT, parse_envelope
+from remote_executor.sandbox.gms_events import LoggedChange
 from remote_executor.sandbox.gms_routes import below_gms, reads_aspect, route
 from remote_executor.sandbox.gms_schema import (
     UNAUTHORIZED,
@@ -214,9 +215,26 @@ class GmsStandIn:
         valid = check_aspect(aspect_name, value)
         self._store.seed(Proposal(entity_type, check_urn(entity_type, urn), aspect_name, valid))
 
+    def propose(self, urn: str, aspect_name: str, value: JsonDict) -> None:
+        """Writes an aspect as a client's ingestProposal would: validated, subject to GMS's
+        rules (PayloadError, or RuntimeError with GMS's reason when it refuses), and logged
+        as a MetadataChangeLog on the Events API."""
+        entity_type = entity_type_of(urn)
+        valid = check_aspect(aspect_name, value)
+        proposal = Proposal(entity_type, check_urn(entity_type, urn), aspect_name, valid)
+        refusal = self._store.write_all([proposal])
+        if refusal is not None:
+            raise RuntimeError(refusal)
+
+    @property
+    def change_log(self) -> list[LoggedChange]:
+        """Every MetadataChangeLog GMS emitted so far, in order, with its offset."""
+        return self._store.events.all()
+
     def write_request(self, body: str) -> str:
         """What every producer does before it queues body: write the message's input as the
-        request's input aspect, validated as GMS validates it. Returns body, to send.
+        request's input aspect, as GMS accepts it (so it is in the change log too). Returns
+        body, to send.
 
         A body with no input to write (not a message, truncated, or an input GMS would refuse)
         writes nothing, as a producer with nothing valid to write could not have written it.
@@ -227,7 +245,7 @@ class GmsStandIn:
             return body
         if envelope.input is not None:
             with contextlib.suppress(PayloadError):
-                self.put_aspect(envelope.urn, INPUT_ASPECT, envelope.input)
+                self.propose(envelope.urn, INPUT_ASPECT, envelope.input)
         return body
 
     def wait_for_status(

@@ -8,6 +8,8 @@
     POST /aspects?action=getTimeseriesAspectValues    gms_reads.timeseries_values
     POST /openapi/v3/entity/{type}                    gms_writes.upsert_entities
     POST /openapi/v3/entity/{type}/batchGet           gms_reads.batch_get
+    GET  /openapi/v1/events/poll                      gms_events.poll (the change log)
+    POST /entities?action=filter                      gms_search.filter_entities
 
 Anything else is 404; a request GMS would not understand raises PayloadError (a 400).
 """
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
-from remote_executor.sandbox import gms_reads, gms_writes
+from remote_executor.sandbox import gms_events, gms_reads, gms_search, gms_writes
 from remote_executor.sandbox.gms_schema import SERVER_CONFIG, Answer, PayloadError, error_body
 from remote_executor.sandbox.gms_store import AspectStore
 from remote_executor.sandbox.loopback import Request
@@ -32,16 +34,26 @@ def below_gms(request: Request) -> str | None:
 def route(store: AspectStore, request: Request) -> Answer:
     """Answers one request below /gms from store."""
     path, method = below_gms(request) or "", request.method
-    if method == "GET" and path == "/config":
-        return 200, SERVER_CONFIG
-    if method == "GET" and path.startswith("/aspects/"):
-        return gms_reads.get_aspect(store, unquote(path.removeprefix("/aspects/")), request)
-    if method == "GET" and path.startswith("/entitiesV2/"):
-        return gms_reads.get_entity(store, unquote(path.removeprefix("/entitiesV2/")), request)
+    if method == "GET":
+        return _get(store, request, path)
     if method == "POST" and path == "/aspects":
         return _aspects_action(store, request)
+    if method == "POST" and path == "/entities":
+        return _entities_action(store, request)
     if method == "POST" and path.startswith("/openapi/v3/entity/"):
         return _openapi_entity(store, request, path.removeprefix("/openapi/v3/entity/"))
+    return _not_found(request)
+
+
+def _get(store: AspectStore, request: Request, path: str) -> Answer:
+    if path == "/config":
+        return 200, SERVER_CONFIG
+    if path.startswith("/aspects/"):
+        return gms_reads.get_aspect(store, unquote(path.removeprefix("/aspects/")), request)
+    if path.startswith("/entitiesV2/"):
+        return gms_reads.get_entity(store, unquote(path.removeprefix("/entitiesV2/")), request)
+    if path == "/openapi/v1/events/poll":
+        return gms_events.poll(store.events, request.query)
     return _not_found(request)
 
 
@@ -74,6 +86,13 @@ def _aspects_action(store: AspectStore, request: Request) -> Answer:
         return gms_writes.ingest_proposal_batch(store, request)
     if action == "getTimeseriesAspectValues":
         return gms_reads.timeseries_values(store, request)
+    return _not_found(request, f"?action={action}")
+
+
+def _entities_action(store: AspectStore, request: Request) -> Answer:
+    action = request.query.get("action", [""])[0]
+    if action == "filter":
+        return gms_search.filter_entities(store, request)
     return _not_found(request, f"?action={action}")
 
 

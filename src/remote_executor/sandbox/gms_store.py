@@ -12,6 +12,7 @@ import time
 from collections.abc import Set
 from dataclasses import dataclass
 
+from remote_executor.sandbox.gms_events import EventLog, change_log
 from remote_executor.sandbox.gms_schema import RESULT_ASPECT, JsonDict, Proposal
 
 # GMS's ExecutionRequestResultValidator refuses any update once a result reaches one of these.
@@ -30,10 +31,12 @@ class AspectStore:
     """Aspects by urn, plus the history of each execution request's results.
 
     GMS keeps only the latest value; the history is the stand-in's own, for tests that wait
-    for a short-lived status such as RUNNING.
+    for a short-lived status such as RUNNING. Every write (not a seed) is logged in
+    ``events``, in the order it was committed.
     """
 
     def __init__(self) -> None:
+        self.events = EventLog()
         self._changed = threading.Condition()
         self._aspects: dict[str, dict[str, StoredAspect]] = {}
         self._results: dict[str, list[JsonDict]] = {}
@@ -78,9 +81,10 @@ class AspectStore:
             return list(self._refused)
 
     def seed(self, proposal: Proposal) -> None:
-        """Stores a validated proposal as if it were already in GMS's database: never refused."""
+        """Stores a validated proposal as if it were already in GMS's database: never refused,
+        and not in the change log, for it was written before anyone listened."""
         with self._changed:
-            self._store(proposal)
+            self._store(proposal, logged=False)
 
     def write_all(self, proposals: list[Proposal]) -> str | None:
         """Stores all proposals, or none and returns GMS's reason to refuse the first it would."""
@@ -91,7 +95,7 @@ class AspectStore:
                     self._refused.append(reason)
                     return reason
             for proposal in proposals:
-                self._store(proposal)
+                self._store(proposal, logged=True)
             return None
 
     def wait_for_status(
@@ -115,12 +119,15 @@ class AspectStore:
         stored = self._aspects.get(proposal.urn, {}).get(proposal.aspect_name)
         return None if stored is None else stored.value
 
-    def _store(self, proposal: Proposal) -> None:
-        """Caller holds the lock."""
+    def _store(self, proposal: Proposal, logged: bool) -> None:
+        """Caller holds the lock, so the log's order is the order of commits."""
         value = copy.deepcopy(proposal.value)
         now = time.time()
+        now_ms = int(now * 1000)
         entity = self._aspects.setdefault(proposal.urn, {})
-        entity[proposal.aspect_name] = StoredAspect(value, int(now * 1000))
+        if logged:
+            self.events.append(change_log(proposal, self._latest(proposal), now_ms), now_ms)
+        entity[proposal.aspect_name] = StoredAspect(value, now_ms)
         if proposal.aspect_name == RESULT_ASPECT:
             self._results.setdefault(proposal.urn, []).append(value)
             self._accepted_at.setdefault(proposal.urn, []).append((str(value.get("status")), now))

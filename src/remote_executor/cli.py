@@ -7,13 +7,15 @@ import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 import click
 from pydantic import ValidationError
 
 from remote_executor import __version__
 from remote_executor.check import check_cli, check_gms, check_queue, check_secrets, check_venvs
+from remote_executor.cli_bridge import bridge
+from remote_executor.cli_runs import logs, runs
 from remote_executor.cli_venvs import venvs
 from remote_executor.errors import ConfigurationError, ExecutorError
 from remote_executor.gms import GmsClient
@@ -23,6 +25,7 @@ from remote_executor.models import URN_PREFIX, ExecutionRequest, Status, TaskKin
 from remote_executor.queue.sqs import SqsQueue
 from remote_executor.serve import serve
 from remote_executor.settings import Settings, parse_name_map
+from remote_executor.settings_common import CommonSettings
 from remote_executor.task import Task
 from remote_executor.wiring import (
     datahub_command,
@@ -32,15 +35,19 @@ from remote_executor.wiring import (
     task_context,
 )
 
-if TYPE_CHECKING:
-    pass
+S = TypeVar("S", bound=CommonSettings)
 
 
 def load_settings(**flags: Any) -> Settings:
-    """Settings from the environment, with the flags that were given taking precedence."""
+    """The worker's Settings from the environment, the flags given taking precedence."""
+    return load_settings_of(Settings, **flags)
+
+
+def load_settings_of(kind: type[S], **flags: Any) -> S:
+    """Settings of that kind from the environment, the flags given taking precedence."""
     given = {name: value for name, value in flags.items() if value is not None}
     try:
-        return Settings(**given)
+        return kind(**given)
     except ValidationError as exc:
         problems = "; ".join(_problem(err["loc"], err["msg"]) for err in exc.errors())
         raise click.ClickException(f"invalid settings: {problems}") from exc
@@ -299,3 +306,6 @@ def demo(work_dir: Path) -> None:
 
 
 main.add_command(venvs)
+main.add_command(bridge)
+main.add_command(runs)
+main.add_command(logs)

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from prometheus_client import (
@@ -34,6 +34,12 @@ log = structlog.get_logger(__name__)
 
 _DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400)
 _WAIT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+
+
+class Renders(Protocol):
+    """Metrics that /metrics serves: the worker's, or the bridge's."""
+
+    def render(self) -> bytes: ...
 
 
 class Metrics:
@@ -186,7 +192,7 @@ class HealthServer:
         port: int,
         alive: Callable[[], str | None],
         ready: Callable[[], str | None],
-        metrics: Metrics,
+        metrics: Renders,
         host: str = "0.0.0.0",
     ) -> None:
         self._routes: dict[str, Callable[[], tuple[int, str, bytes]]] = {

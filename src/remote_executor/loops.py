@@ -125,6 +125,11 @@ class Loops:
             if loop in self._loops:
                 self._loops.remove(loop)
 
+    def all(self) -> list[Loop]:
+        """The loops registered, in order."""
+        with self._lock:
+            return list(self._loops)
+
     @property
     def dead(self) -> str | None:
         """``loop <name> died: <error>`` for the first dead loop, or None."""

@@ -15,13 +15,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from remote_executor.config import WorkerConfig, max_task_seconds
 from remote_executor.errors import ConfigurationError
 from remote_executor.secrets.aws import SecretRef
 from remote_executor.secrets.sources import SOURCE_NAMES
+from remote_executor.settings_common import CommonSettings
 from remote_executor.venvs.settings import VenvSettings
 
 # What the ingestion subprocess inherits from the worker's environment, besides
@@ -60,7 +61,10 @@ CHILD_ENV_PASSTHROUGH = (
 CHILD_ENV_DEFAULTS = {"DATAHUB_TELEMETRY_ENABLED": "false"}
 
 
-def parse_name_map(raw: str, what: str) -> dict[str, str]:
+_SECRET_EXAMPLE = "DB_PASSWORD=arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf"
+
+
+def parse_name_map(raw: str, what: str, example: str = _SECRET_EXAMPLE) -> dict[str, str]:
     """Parse ``NAME=VALUE,NAME2=VALUE2`` (CloudFormation's OptionalSecrets format)."""
     mapping: dict[str, str] = {}
     for raw_item in raw.split(","):
@@ -69,34 +73,20 @@ def parse_name_map(raw: str, what: str) -> dict[str, str]:
             continue
         name, sep, value = item.partition("=")
         if not sep or not name.strip() or not value.strip():
-            raise ConfigurationError(
-                f"{what}: {item!r} is not NAME=VALUE; expected e.g. "
-                "DB_PASSWORD=arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf"
-            )
+            raise ConfigurationError(f"{what}: {item!r} is not NAME=VALUE; expected e.g. {example}")
         mapping[name.strip()] = value.strip()
     return mapping
 
 
-class Settings(VenvSettings, BaseSettings):
+class Settings(VenvSettings, CommonSettings):
     """The whole configuration of one executor process (the environments' part in
     ``venvs.settings``)."""
 
     model_config = SettingsConfigDict(populate_by_name=True, extra="ignore")
 
-    gms_url: str | None = Field(
-        default=None, validation_alias=AliasChoices("DATAHUB_GMS_URL", "DATAHUB_BASE_URL")
-    )
-    gms_token: SecretStr | None = Field(
-        default=None,
-        validation_alias=AliasChoices("DATAHUB_GMS_TOKEN", "DATAHUB_ACCESS_TOKEN"),
-    )
     queue_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("EXECUTOR_QUEUE_URL", "AWS_COMMAND_QUEUE_URL"),
-    )
-    # boto3 itself reads only AWS_DEFAULT_REGION; ECS and most docs set AWS_REGION.
-    aws_region: str | None = Field(
-        default=None, validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
     )
     worker_id: str = Field(default="remote", validation_alias="EXECUTOR_WORKER_ID")
     max_concurrent_tasks: int = Field(
@@ -156,9 +146,6 @@ class Settings(VenvSettings, BaseSettings):
     retry_delay_seconds: int = Field(
         default=30, ge=1, le=900, validation_alias="EXECUTOR_RETRY_DELAY_SECONDS"
     )
-    gms_retry_seconds: float = Field(
-        default=60.0, ge=0, validation_alias="EXECUTOR_GMS_RETRY_SECONDS"
-    )
     report_max_chars: int = Field(
         default=800_000, ge=10_000, validation_alias="EXECUTOR_REPORT_MAX_CHARS"
     )
@@ -166,11 +153,6 @@ class Settings(VenvSettings, BaseSettings):
         default_factory=list, validation_alias="EXECUTOR_CHILD_ENV_PASSTHROUGH"
     )
     require_gms_input: bool = Field(default=True, validation_alias="EXECUTOR_REQUIRE_GMS_INPUT")
-    health_port: int = Field(default=8080, ge=0, le=65535, validation_alias="EXECUTOR_HEALTH_PORT")
-    log_format: Literal["auto", "console", "json"] = Field(
-        default="auto", validation_alias="EXECUTOR_LOG_FORMAT"
-    )
-    log_level: str = Field(default="INFO", validation_alias="EXECUTOR_LOG_LEVEL")
 
     @field_validator("secrets", mode="before")
     @classmethod
@@ -207,11 +189,6 @@ class Settings(VenvSettings, BaseSettings):
             )
         return value
 
-    @field_validator("gms_url")
-    @classmethod
-    def _strip_slash(cls, value: str | None) -> str | None:
-        return value.rstrip("/") if value else value
-
     @model_validator(mode="after")
     def _timeout_fits_the_visibility_cap(self) -> Settings:
         limit = max_task_seconds(self.lease_seconds)
@@ -241,20 +218,6 @@ class Settings(VenvSettings, BaseSettings):
             retry_delay_seconds=self.retry_delay_seconds,
             require_gms_input=self.require_gms_input,
         )
-
-    @property
-    def token(self) -> str | None:
-        """The GMS token in clear, for the HTTP client and the child's sink only."""
-        return self.gms_token.get_secret_value() if self.gms_token else None
-
-    def require_gms_url(self) -> str:
-        """The GMS URL, or a ConfigurationError that says how to set it."""
-        if not self.gms_url:
-            raise ConfigurationError(
-                "no GMS URL: set DATAHUB_GMS_URL (or --gms-url), "
-                "e.g. https://<company>.acryl.io/gms"
-            )
-        return self.gms_url
 
     def require_queue_url(self) -> str:
         """The queue URL, or a ConfigurationError that says how to set it."""

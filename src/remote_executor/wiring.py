@@ -19,6 +19,7 @@ from remote_executor.secrets.aws import AwsSecretResolver
 from remote_executor.secrets.environment import EnvSecretResolver
 from remote_executor.secrets.files import FileSecretResolver
 from remote_executor.settings import Settings
+from remote_executor.settings_common import CommonSettings
 from remote_executor.task import TaskContext
 from remote_executor.venvs import Environments, Installer
 from remote_executor.venvs import packages as cli_packages
@@ -97,7 +98,7 @@ def task_context(settings: Settings, redactor: Redactor, gms_url: str | None) ->
     )
 
 
-def redactor_and_logs(settings: Settings) -> Redactor:
+def redactor_and_logs(settings: CommonSettings) -> Redactor:
     """The redactor that knows the token, with logging configured to use it."""
     redactor = Redactor()
     if settings.token:

@@ -5,7 +5,10 @@ uses (datahub-actions/src/datahub_actions/plugin/source/acryl/): ``topic``, ``of
 (opaque, the one the previous answer gave; none means "from the latest", or from
 ``lookbackWindowDays`` back), ``limit``, ``pollTimeoutSeconds``; the answer is
 ``{"offsetId": ..., "count": n, "events": [{"contentType": ..., "value": "<json>"}]}``,
-each value a MetadataChangeLog, decoded here with DataHub's own schema class.
+each value a MetadataChangeLog in Avro's JSON, decoded here with DataHub's own schema class.
+GMS serves MetadataChangeLog topics there since ExternalEventsController authorizes them
+(privilege GET_METADATA_CHANGE_LOG_EVENTS); an older GMS answers 403 for them, as for a
+token without the privilege.
 """
 
 from __future__ import annotations
@@ -16,13 +19,14 @@ from typing import Any
 
 from datahub.metadata.schema_classes import MetadataChangeLogClass
 
-from remote_executor.errors import GmsUnavailableError
+from remote_executor.errors import GmsAuthError, GmsUnavailableError
 from remote_executor.gms import GmsClient
 
 MCL_TOPIC = "MetadataChangeLog_Versioned_v1"
 POLL_PATH = "/openapi/v1/events/poll"
-# GMS caps a poll's wait at 60 s; the client's own read timeout (30 s) must outlast it.
-POLL_SECONDS = 20
+# GMS caps a poll's wait at 10 s since it serves MetadataChangeLog topics (60 s before);
+# the client's own read timeout (30 s) outlasts it.
+POLL_SECONDS = 10
 POLL_LIMIT = 500
 
 
@@ -63,7 +67,15 @@ class EventsApi:
             params["offsetId"] = offset
         elif self._lookback_days is not None:
             params["lookbackWindowDays"] = self._lookback_days
-        response = self._gms.send("GET", POLL_PATH, params=params)
+        try:
+            response = self._gms.send("GET", POLL_PATH, params=params)
+        except GmsAuthError as exc:
+            raise GmsAuthError(
+                f"GMS refused to serve {self._topic} on its Events API ({exc.status_code}): the "
+                "token needs the privilege GET_METADATA_CHANGE_LOG_EVENTS, and GMS must be a "
+                "version whose Events API serves MetadataChangeLog topics",
+                exc.status_code,
+            ) from exc
         try:
             body = response.json()
         except ValueError as exc:

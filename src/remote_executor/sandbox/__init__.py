@@ -97,5 +97,27 @@ class Sandbox:
                 stderr=subprocess.STDOUT,
             )
 
+    def start_bridge(
+        self, log_path: Path, queues: dict[str, str], **settings: str
+    ) -> subprocess.Popen[bytes]:
+        """``executor bridge`` in a process of its own, forwarding to ``queues`` (executor id
+        to queue URL) from this sandbox's GMS; ``settings`` are more environment variables.
+        Its health endpoints take a free port; it logs JSON to ``log_path``."""
+        environment = {
+            **os.environ,
+            **self.env(),
+            "EXECUTOR_BRIDGE_QUEUES": ",".join(f"{k}={v}" for k, v in queues.items()),
+            "EXECUTOR_HEALTH_PORT": "0",
+            "EXECUTOR_LOG_FORMAT": "json",
+            **settings,
+        }
+        with log_path.open("ab") as out:
+            return subprocess.Popen(
+                [sys.executable, "-m", "remote_executor", "bridge"],
+                env=environment,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
 
 __all__ = ["AwsSandbox", "GmsStandIn", "Sandbox", "ServedRequest"]

@@ -95,21 +95,26 @@ class EventLog:
             return list(self._changes)
 
 
-# GMS's ExternalEventsController caps both, and answers 400 beyond them.
+# GMS's ExternalEventsController caps both (the wait at 60 s before MetadataChangeLog
+# topics could be polled, at 10 s since).
 MAX_LIMIT = 5000
-MAX_POLL_SECONDS = 60
+MAX_POLL_SECONDS = 10
 _PARTITION_KEY = f"{MCL_TOPIC}-0"
 
 
-def poll(log: EventLog, query: dict[str, list[str]]) -> tuple[int, JsonDict]:
+def poll(log: EventLog, query: dict[str, list[str]]) -> tuple[int, JsonDict | None]:
     """GET /openapi/v1/events/poll: the changes after offsetId, as the Events API answers.
+
+    Only MetadataChangeLog_Versioned_v1 is served (what the bridge reads; GMS asks for the
+    privilege GET_METADATA_CHANGE_LOG_EVENTS on it); other topics get GMS's 403.
 
     offsetId is what GMS gives: Base64 of {"<topic>-<partition>": next offset}. Without it,
     the poll starts at the end of the log, or lookbackWindowDays back.
     """
     topic = _one(query, "topic")
     if topic != MCL_TOPIC:
-        raise PayloadError(f"the stand-in serves only the topic {MCL_TOPIC}, not {topic!r}")
+        # GMS authorizes per topic, and a topic it does not know fails that check: 403, no body
+        return 403, None
     limit = _number(query, "limit", 100, MAX_LIMIT)
     wait = _number(query, "pollTimeoutSeconds", 10, MAX_POLL_SECONDS)
     offset_id = query.get("offsetId", [None])[0]

@@ -5,11 +5,13 @@ Each function imitates one of GMS's writers, checked in datahub-project/datahub:
   the source's dataHubIngestionSourceInfo, injects ``run_id`` (the request urn) and
   ``pipeline_name`` (the source urn) into the recipe, puts the recipe, the version (the
   source's, else GMS's default CLI version), the source's extraArgs and ``debug_mode`` in
-  ``args``, copies the source's executorId when it has one, and writes the input with the
-  actor, as source type MANUAL_INGESTION_SOURCE;
+  ``args``, copies the source's executorId (left unset when the source has none, which
+  GMS then refuses: the field is required, and the UI always stores one, "default" at
+  least), and writes the input with the actor, as source type MANUAL_INGESTION_SOURCE;
 - ``scheduled`` is GMS's ingestion scheduler on the source's cron: the same input as source
   type SCHEDULED_INGESTION_SOURCE, with only ``pipeline_name`` injected and no actor;
-- ``test_connection`` is CreateTestConnectionRequestResolver: executorId ``default``, always;
+- ``test_connection`` is CreateTestConnectionRequestResolver: source type
+  TEST_CONNECTION_SOURCE and executorId ``default``, always;
 - ``cancel`` is CancelIngestionExecutionRequestResolver: a KILL signal with the source's
   executorId.
 Every write goes through the stand-in's write path, so it is logged as a MetadataChangeLog.
@@ -84,7 +86,7 @@ def test_connection(gms: GmsStandIn, recipe: dict[str, Any], actor: str = UI_ACT
         "task": "TEST_CONNECTION",
         "args": {"recipe": json.dumps({**recipe, "pipeline_name": urn}), "version": "native"},
         "executorId": "default",
-        "source": {"type": "MANUAL_INGESTION_SOURCE"},
+        "source": {"type": "TEST_CONNECTION_SOURCE"},
         "requestedAt": _now_ms(),
         "actorUrn": actor,
     }

@@ -240,3 +240,51 @@ class _silent_listener:
 
     def __exit__(self, *_: object) -> None:
         self._socket.close()
+
+
+def test_submit_with_a_source_is_listed_by_runs_and_its_report_printed_by_logs(
+    sandbox, start_worker, start_bridge, demo_db, tmp_path
+):
+    from tests.integration.test_cli import executor
+
+    running = start_worker()
+    bridge = start_bridge({"remote": running.queue.url})
+    env = {**sandbox.env(), "EXECUTOR_QUEUE_URL": running.queue.url}
+    source = f"urn:li:dataHubIngestionSource:it-{uuid.uuid4().hex[:8]}"
+    recipe = str(RECIPES / "demo-sqlite.yml")
+    common = ("--source-urn", source, "--env", f"DEMO_DB={demo_db}")
+
+    direct = executor("submit", recipe, *common, env=env)
+    via_bridge = executor("submit", recipe, *common, "--via-bridge", env=env)
+    assert direct.returncode == via_bridge.returncode == 0, direct.stderr + via_bridge.stderr
+    urns = [direct.stdout.strip(), via_bridge.stdout.strip()]
+    for urn in urns:
+        assert wait_result(sandbox.gms, urn)["status"] == "SUCCESS"
+        assert len(runs_of(sandbox.gms, urn)) == 1
+    # The bridge forwarded both writes; only the first was also queued by submit itself.
+    assert bridge.metric("executor_bridge_forwarded_total") == 2
+
+    listed = executor("runs", "--source", source, env=env)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0].split() == [
+        "REQUESTED",
+        "(UTC)",
+        "STATUS",
+        "TASK",
+        "EXECUTOR",
+        "TRIGGER",
+        "DURATION",
+        "URN",
+    ]
+    assert [line.split()[-1] for line in lines[1:]] == urns[::-1]
+    assert all(" SUCCESS " in line and " MANUAL " in line for line in lines[1:])
+    shown = executor("logs", urns[0], env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith(f"{urns[0]}: SUCCESS\n~~~~ RUN_INGEST on remote-executor")
+    missing = executor("logs", "never-written", env=env)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == (
+        "Error: no report for urn:li:dataHubExecutionRequest:never-written: "
+        "GMS holds no such request"
+    )

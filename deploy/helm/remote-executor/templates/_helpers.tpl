@@ -125,3 +125,30 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- join "," $pairs }}
 {{- end }}
+
+{{/* The bridge's pods: the release's labels with component bridge, apart from the workers'. */}}
+{{- define "remote-executor.bridgeSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "remote-executor.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: bridge
+{{- end }}
+
+{{- define "remote-executor.bridgeLabels" -}}
+helm.sh/chart: {{ include "remote-executor.chart" . }}
+{{ include "remote-executor.bridgeSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* EXECUTOR_BRIDGE_QUEUES: bridge.queues as id=url pairs in key order, else the worker's. */}}
+{{- define "remote-executor.bridgeQueues" -}}
+{{- if .Values.bridge.queues }}
+{{- $pairs := list }}
+{{- range $id := keys .Values.bridge.queues | sortAlpha }}
+{{- $pairs = append $pairs (printf "%s=%s" $id (index $.Values.bridge.queues $id)) }}
+{{- end }}
+{{- join "," $pairs }}
+{{- else }}
+{{- printf "%s=%s" .Values.global.datahub.executor.worker_id (required "queue.url or bridge.queues is required for the bridge" .Values.queue.url) }}
+{{- end }}
+{{- end }}

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import dispatch, idle, log_volume, overhead, real_task, scale, venvs
+from bench import bridge, dispatch, idle, log_volume, overhead, real_task, scale, venvs
 from bench.common import RESULTS, Result, sandbox
 from remote_executor.sandbox import Sandbox
 
@@ -29,6 +29,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "scale": lambda box, d, quick: (
         scale.run(box, d, tasks=20, workers=(1, 2)) if quick else scale.run(box, d)
     ),
+    "bridge": lambda box, d, quick: bridge.run(box, d, requests=3 if quick else 50),
     "venvs": lambda box, d, quick: (
         venvs.run(box, d, repeat=1, warmup=False) if quick else venvs.run(box, d, repeat=5)
     ),

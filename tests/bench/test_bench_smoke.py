@@ -102,3 +102,13 @@ def test_scale_loses_and_doubles_nothing(tmp_path: Path) -> None:
         assert figures["lost"] == 0
         assert figures["doubled"] == 0
         assert figures["total_seconds"] > 0
+
+
+def test_bridge_measures_each_path_from_the_ui_write(tmp_path: Path) -> None:
+    data = run_quick("bridge", tmp_path)["data"]
+
+    assert {
+        "floor: the producer writes GMS and sends to SQS",
+        "executor bridge (Events API)",
+    } <= set(data)
+    assert all(len(values) == 3 and all(v > 0 for v in values) for values in data.values())

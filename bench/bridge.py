@@ -103,11 +103,9 @@ def _measure(box: Sandbox, way: str, queue: str, requests: int) -> list[float]:
             assert value is not None
             sqs.send_message(QueueUrl=queue, MessageBody=message_for(urn, value))
         request_id = urn.rsplit(":", 1)[1]
-        wait_until(lambda: accepted(box, request_id, {"RUNNING"}), 60, f"RUNNING of {urn}")
-        started = accepted(box, request_id, {"RUNNING"})
-        assert started is not None
+        started = _wait_accepted(box, request_id, {"RUNNING"})
         values.append(started - written)
-        wait_until(lambda: accepted(box, request_id, {"SUCCESS", "FAILURE"}), 60, f"end of {urn}")
+        _wait_accepted(box, request_id, {"SUCCESS", "FAILURE"})
     return values
 
 

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
 import signal
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from remote_executor.messages import build_message
 from remote_executor.models import TERMINAL_STATUSES, request_urn
 from remote_executor.queue.sqs import SqsQueue
-from remote_executor.sandbox import Sandbox
+from remote_executor.sandbox import Sandbox, gms_ui
 
 DEMO_SECRET_NAME = "demo/sqlite-uri"
 
@@ -90,6 +95,44 @@ def _submit(box: Sandbox, recipes: Path, db_path: Path) -> dict[str, str]:
     return submitted
 
 
+def _start_bridge(box: Sandbox, work_dir: Path) -> subprocess.Popen[bytes]:
+    """``executor bridge`` for executor id remote, ready: its first poll of GMS is done."""
+    polls = sum(s.path.endswith("/events/poll") for s in box.gms.served)
+    bridge = box.start_bridge(
+        work_dir / "bridge.log", {"remote": box.queue_url}, EXECUTOR_LOG_FORMAT="console"
+    )
+    deadline = time.monotonic() + 60
+    while sum(s.path.endswith("/events/poll") for s in box.gms.served) < polls + 2:
+        if bridge.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"executor bridge did not start: see {work_dir / 'bridge.log'}")
+        time.sleep(0.05)
+    return bridge
+
+
+def _ui_execute(box: Sandbox, recipes: Path, db_path: Path) -> tuple[str, str]:
+    """What clicking Execute on a source in the DataHub UI writes to GMS: (source, request)."""
+    recipe = yaml.safe_load((recipes / "demo-sqlite.yml").read_text(encoding="utf-8"))
+    env = {"extra_env_vars": json.dumps({"DEMO_DB": str(db_path)})}
+    source = gms_ui.create_source(box.gms, "demo-ui", recipe, name="Demo", extra_args=env)
+    urn = gms_ui.execute(box.gms, source)
+    print(f"UI Execute on {source}: {urn}, queued by executor bridge")
+    return source, urn
+
+
+def _print_runs(box: Sandbox, source: str) -> None:
+    """`executor runs --source`: the source's runs, as the UI lists them."""
+    print(f"\n$ executor runs --source {source}")
+    runs = subprocess.run(
+        [sys.executable, "-m", "remote_executor", "runs", "--source", source],
+        env={**os.environ, **box.env()},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    print(runs.stdout.rstrip() or runs.stderr.rstrip())
+
+
 def _wait(box: Sandbox, urn: str, worker: subprocess.Popen[bytes]) -> dict[str, Any] | None:
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
@@ -118,7 +161,8 @@ def _print_outcomes(
 
 
 def run_demo(work_dir: Path, recipes: Path = Path("examples/recipes")) -> int:
-    """The README's first command: 0 when both demo recipes end SUCCESS."""
+    """The README's first command: 0 when the two submitted recipes and the "UI Execute"
+    the bridge queues all end SUCCESS."""
     if not (recipes / "demo-sqlite.yml").exists():
         print(f"cannot find {recipes}/demo-sqlite.yml: run the demo from the repository root")
         return 2
@@ -128,13 +172,19 @@ def run_demo(work_dir: Path, recipes: Path = Path("examples/recipes")) -> int:
     with Sandbox(token=f"demo-{secrets.token_hex(8)}") as box:
         arn = box.aws.put_secret(DEMO_SECRET_NAME, f"sqlite:///{db_path}")
         worker = _start_worker(box, work_dir, arn)
+        bridge = _start_bridge(box, work_dir)
         try:
-            ok = _print_outcomes(box, _submit(box, recipes, db_path), work_dir, worker)
+            submitted = _submit(box, recipes, db_path)
+            source, urn = _ui_execute(box, recipes, db_path)
+            submitted["UI Execute (bridge)"] = urn
+            ok = _print_outcomes(box, submitted, work_dir, worker)
+            _print_runs(box, source)
         finally:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+            for process in (bridge, worker):
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    process.kill()
     print("\nDemo", "succeeded" if ok else "FAILED: read the reports and the worker log above")
     return 0 if ok else 1

@@ -229,7 +229,7 @@ def sandbox(aws_port: int, gms_port: int, token: str | None, gms_latency_ms: flo
     help="Where the demo keeps its files.",
 )
 def demo(work_dir: Path) -> None:
-    """Run the whole path locally: sandbox, worker, two recipes, final statuses."""
+    """Run the whole path locally: sandbox, worker, bridge, two recipes and a UI Execute."""
     from remote_executor.sandbox.demo import run_demo
 
     sys.exit(run_demo(work_dir.resolve()))

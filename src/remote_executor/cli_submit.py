@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import uuid
 from pathlib import Path
 
@@ -41,6 +44,11 @@ from remote_executor.queue.sqs import SqsQueue
     help="CLI version to run (args.version): native, latest, bundled or a release.",
 )
 @click.option(
+    "--actor",
+    metavar="URN",
+    help="Who requested it (actorUrn); default: the user the token belongs to.",
+)
+@click.option(
     "--via-bridge",
     is_flag=True,
     help="Only write the request to GMS: a bridge (`executor bridge`) queues it.",
@@ -61,6 +69,7 @@ def submit(  # noqa: PLR0917 (one parameter per click option)
     task_name: str,
     ingestion_source: str | None,
     cli_version: str,
+    actor: str | None,
     via_bridge: bool,
     env_pairs: tuple[str, ...],
 ) -> None:
@@ -82,6 +91,7 @@ def submit(  # noqa: PLR0917 (one parameter per click option)
         ingestion_source=ingestion_source,
         extra_env_vars=_env_pairs(env_pairs),
         version=cli_version,
+        actor_urn=actor or token_actor(settings.token),
     )
     try:
         queue_url = None if via_bridge else settings.require_queue_url()
@@ -92,3 +102,21 @@ def submit(  # noqa: PLR0917 (one parameter per click option)
     except ExecutorError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(urn)
+
+
+def token_actor(token: str | None) -> str | None:
+    """The corpuser a DataHub access token belongs to, from its claims (``actorId``).
+
+    DataHub's access tokens are JWTs; what the UI records as a request's actor is that
+    user. The claims are read, not verified (GMS verifies the token). None for a token that
+    is not such a JWT.
+    """
+    parts = (token or "").split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, binascii.Error):
+        return None
+    actor = claims.get("actorId") if isinstance(claims, dict) else None
+    return f"urn:li:corpuser:{actor}" if isinstance(actor, str) and actor else None

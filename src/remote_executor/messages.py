@@ -187,6 +187,7 @@ def request_input(
     version: str = "native",
     extra_pip_requirements: list[str] | None = None,
     extra_pip_plugins: list[str] | None = None,
+    actor_urn: str | None = None,
 ) -> dict[str, Any]:
     """A request's dataHubExecutionRequestInput value, what a producer writes to GMS."""
     input_value: dict[str, Any] = {
@@ -208,6 +209,8 @@ def request_input(
         input_value["args"]["timeout_seconds"] = str(timeout_seconds)
     if extra_pip_plugins:
         input_value["args"]["extra_pip_plugins"] = json.dumps(extra_pip_plugins)
+    if actor_urn:
+        input_value["actorUrn"] = actor_urn
     return input_value
 
 

@@ -254,10 +254,17 @@ def test_submit_with_a_source_is_listed_by_runs_and_its_report_printed_by_logs(
     recipe = str(RECIPES / "demo-sqlite.yml")
     common = ("--source-urn", source, "--env", f"DEMO_DB={demo_db}")
 
-    direct = executor("submit", recipe, *common, env=env)
+    direct = executor("submit", recipe, *common, "--actor", "urn:li:corpuser:ann", env=env)
     via_bridge = executor("submit", recipe, *common, "--via-bridge", env=env)
     assert direct.returncode == via_bridge.returncode == 0, direct.stderr + via_bridge.stderr
     urns = [direct.stdout.strip(), via_bridge.stdout.strip()]
+    written = sandbox.gms.aspect(urns[0], "dataHubExecutionRequestInput")
+    assert written is not None
+    assert (written["actorUrn"], written["source"]["ingestionSource"]) == (
+        "urn:li:corpuser:ann",
+        source,
+    )
+    assert isinstance(written["requestedAt"], int)
     for urn in urns:
         assert wait_result(sandbox.gms, urn)["status"] == "SUCCESS"
         assert len(runs_of(sandbox.gms, urn)) == 1

@@ -189,3 +189,23 @@ def test_check_without_configuration_says_what_to_set() -> None:
         "FAIL  queue    no queue URL: set EXECUTOR_QUEUE_URL",
         "OK    secrets  aws: nothing mapped (EXECUTOR_SECRETS), no prefix",
     ]
+
+
+def test_the_actor_of_a_datahub_access_token_is_its_actor_id() -> None:
+    import base64
+    import json as json_
+
+    from remote_executor.cli_submit import token_actor
+
+    def jwt(claims: object) -> str:
+        body = base64.urlsafe_b64encode(json_.dumps(claims).encode()).decode().rstrip("=")
+        return f"eyJhbGciOiJIUzI1NiJ9.{body}.c2lnbmF0dXJl"
+
+    assert token_actor(jwt({"actorType": "USER", "actorId": "ann", "type": "PERSONAL"})) == (
+        "urn:li:corpuser:ann"
+    )
+    assert token_actor(jwt({"sub": "ann"})) is None
+    assert token_actor(jwt(["not", "claims"])) is None
+    assert token_actor("a.b!.c") is None
+    assert token_actor("not-a-jwt") is None
+    assert token_actor(None) is None

@@ -3,9 +3,10 @@
 It serves only what our executor and the `datahub` CLI's datahub-rest sink call, but it checks
 every payload with DataHub's own schema classes and imitates the GMS rules we depend on, so
 that code passing against it sends what a real GMS accepts. This module is its front door:
-lifecycle, faults, the log of requests, and authentication. Behind it, gms_routes maps the API
-to gms_reads and gms_writes, which answer from the database in gms_store, in the wire format
-of gms_schema.
+lifecycle, the log of requests, and authentication; the faults it can inject are gms_faults'.
+Behind it, gms_routes maps the API to gms_reads, gms_writes, gms_search and gms_events, which
+answer from the database in gms_store (with its change log), in the wire format of gms_schema;
+gms_ui writes what DataHub's UI and scheduler write.
 
 It also logs every request it serves (``served``), so that a test or a benchmark can count
 round trips, and can add latency to every call, as a GMS across a network would.
@@ -25,7 +26,8 @@ from types import TracebackType
 from remote_executor.errors import MessageError
 from remote_executor.messages import INPUT_ASPECT, parse_envelope
 from remote_executor.sandbox.gms_events import LoggedChange
-from remote_executor.sandbox.gms_routes import below_gms, reads_aspect, route
+from remote_executor.sandbox.gms_faults import Faults
+from remote_executor.sandbox.gms_routes import below_gms, route
 from remote_executor.sandbox.gms_schema import (
     UNAUTHORIZED,
     Answer,
@@ -33,7 +35,6 @@ from remote_executor.sandbox.gms_schema import (
     PayloadError,
     Proposal,
     check_aspect,
-    check_aspect_name,
     check_urn,
     entity_type_of,
     error_body,
@@ -47,12 +48,6 @@ _HTML = (
     b"<div id='root'></div></body></html>"
 )
 _JSON_TYPE = "application/json"
-# What an Envoy proxy in front of GMS answers when it loses its upstream mid-request.
-_GARBLED: Response = (
-    200,
-    b"upstream connect error or disconnect/reset before headers",
-    "text/plain",
-)
 
 
 @dataclass(frozen=True)
@@ -65,7 +60,7 @@ class ServedRequest:
     at: float
 
 
-class GmsStandIn:
+class GmsStandIn(Faults):
     """An in-process GMS on 127.0.0.1 whose state tests and the demo can read and seed."""
 
     def __init__(
@@ -78,10 +73,7 @@ class GmsStandIn:
         self._served: list[ServedRequest] = []
         self._raw_bodies: list[bytes] = []
         self._rejected: list[str] = []
-        self._failing_status: int | None = None
-        self._failed_requests = 0
-        self._garbles_left: dict[str, int] = {}
-        self._garbled_replies = 0
+        self._init_faults()
         self._http = LoopbackServer(self._answer, port, name="gms-stand-in")
 
     def start(self) -> GmsStandIn:
@@ -117,37 +109,6 @@ class GmsStandIn:
             raise RuntimeError("port 0 is resolved on start(); start the stand-in first")
         return f"http://127.0.0.1:{self._http.port}"
 
-    def fail_with(self, status: int | None) -> None:
-        """While set, every request gets this HTTP status (e.g. 503); None returns to normal.
-
-        Imitates a GMS behind a load balancer with no healthy backend: the failure comes before
-        authentication and routing, for any method and path, and nothing is recorded, not even
-        raw_bodies; only served logs the request. It wins over garble_reads().
-        """
-        with self._lock:
-            self._failing_status = status
-
-    def garble_reads(self, aspect_name: str, count: int) -> None:
-        """The next count reads asking for aspect_name get 200 with a plain-text, non-JSON body.
-
-        Imitates an Envoy proxy in front of GMS that lost its upstream. A read is a GET
-        /aspects/{urn}?aspect=<name> or a GET /entitiesV2/{urn} whose aspects List(...) names
-        it (or that has no aspects parameter: all of them); what GMS holds does not matter, as
-        the proxy answers before GMS authenticates, routes or records anything. One count per
-        aspect: a call replaces the previous count of aspect_name, and 0 disarms it.
-        """
-        check_aspect_name(aspect_name)  # a typo would leave the fault silently unarmed
-        if count < 0:
-            raise ValueError(f"count cannot be negative: {count}")
-        with self._lock:
-            self._garbles_left[aspect_name] = count
-
-    @property
-    def garbled_replies(self) -> int:
-        """How many requests garble_reads() answered."""
-        with self._lock:
-            return self._garbled_replies
-
     @property
     def latency_seconds(self) -> float:
         """Added to every call, half before it is handled and half after, as a network would."""
@@ -164,12 +125,6 @@ class GmsStandIn:
         """Every request answered so far, in order, outages and web app pages included."""
         with self._lock:
             return list(self._served)
-
-    @property
-    def failed_requests(self) -> int:
-        """How many requests fail_with() answered."""
-        with self._lock:
-            return self._failed_requests
 
     @property
     def raw_bodies(self) -> list[bytes]:
@@ -288,25 +243,11 @@ class GmsStandIn:
             self._served.append(
                 ServedRequest(request.method, request.path, dict(request.query), time.time())
             )
-            failing = self._failing_status
-            if failing is not None:
-                self._failed_requests += 1
-                body = error_body(failing, f"stand-in failing with {failing}")
-                return failing, json.dumps(body).encode(), _JSON_TYPE
-            if self._take_garble(request):
-                self._garbled_replies += 1
-                return _GARBLED
-            if request.body:
+        fault = self._injected_fault(request)
+        if fault is None and request.body:
+            with self._lock:
                 self._raw_bodies.append(request.body)
-            return None
-
-    def _take_garble(self, request: Request) -> bool:
-        """Caller holds the lock. Uses one count of every armed aspect request asks for."""
-        armed = [name for name, left in self._garbles_left.items() if left]
-        asked = [name for name in armed if reads_aspect(request, name)]
-        for name in asked:
-            self._garbles_left[name] -= 1
-        return bool(asked)
+        return fault
 
     def _authorized(self, request: Request) -> bool:
         if self._token is None:

@@ -26,8 +26,9 @@ pytest.importorskip(
 DATAHUB = Path(sys.executable).with_name("datahub")
 
 
-def pipeline(gms_url: str, queue_url: str, name: str) -> dict[str, object]:
-    """The pipeline docs/deploy-bridge.md shows, on the Events API."""
+def pipeline(gms_url: str, queue_url: str, name: str, **action: object) -> dict[str, object]:
+    """The pipeline docs/deploy-bridge.md shows, on the Events API; ``action`` adds to the
+    action's config."""
     return {
         "name": name,
         "datahub": {"server": gms_url, "token": TOKEN},
@@ -39,7 +40,10 @@ def pipeline(gms_url: str, queue_url: str, name: str) -> dict[str, object]:
             "event_type": "MetadataChangeLogEvent_v1",
             "event": {"entityType": "dataHubExecutionRequest", "changeType": "UPSERT"},
         },
-        "action": {"type": "remote-executor-bridge", "config": {"queues": {"remote": queue_url}}},
+        "action": {
+            "type": "remote-executor-bridge",
+            "config": {"queues": {"remote": queue_url}, **action},
+        },
         "options": {"failure_mode": "THROW"},
     }
 
@@ -91,10 +95,10 @@ class ActionsProcess:
 def actions(sandbox, tmp_path: Path) -> Iterator:
     started: list[ActionsProcess] = []
 
-    def start(queue_url: str) -> ActionsProcess:
+    def start(queue_url: str, **action: object) -> ActionsProcess:
         config = tmp_path / "pipeline.yml"
         name = f"it-bridge-{uuid.uuid4().hex[:8]}"
-        config.write_text(yaml.safe_dump(pipeline(sandbox.gms.url, queue_url, name)))
+        config.write_text(yaml.safe_dump(pipeline(sandbox.gms.url, queue_url, name, **action)))
         process = ActionsProcess(sandbox, config, tmp_path)
         process.start()
         started.append(process)
@@ -132,3 +136,55 @@ def test_the_actions_plugin_forwards_ours_survives_a_kill_and_runs_each_once(
     forwarded = [line for line in bridge.log.splitlines() if "bridge.forwarded" in line]
     assert len(forwarded) >= 4
     assert all(not_ours not in line for line in forwarded)
+
+
+def test_through_the_plugin_an_oversized_input_goes_as_the_stub_cancel_stops_and_runs_lists(
+    sandbox, start_worker, actions, demo_db
+):
+    import json
+
+    from tests.integration.support import RECIPES
+    from tests.integration.test_bridge import _silent_listener
+    from tests.integration.test_cli import executor
+
+    running = start_worker(signal_poll_seconds=0.5)
+    gms = sandbox.gms
+    bridge = actions(running.queue.url, max_message_bytes=2048)
+    padding = {"DEMO_DB": str(demo_db), "PADDING": "p" * 4000}
+    big = demo_source(gms, demo_db, extra={"extra_env_vars": json.dumps(padding)})
+    oversized = gms_ui.execute(gms, big)
+    assert wait_result(gms, oversized)["status"] == "SUCCESS", bridge.log
+    assert any(oversized in line and "truncated=True" in line for line in bridge.log.splitlines())
+
+    with _silent_listener() as host_port:
+        recipe = yaml.safe_load((RECIPES / "postgres.yml").read_text())
+        env = {"PG_HOST_PORT": host_port, "PG_DATABASE": "shop", "PG_PASSWORD": "unused"}
+        hanging = gms_ui.create_source(
+            gms,
+            f"it-{uuid.uuid4().hex[:8]}",
+            recipe,
+            extra_args={"extra_env_vars": json.dumps(env)},
+        )
+        urn = gms_ui.execute(gms, hanging)
+        assert gms.wait_for_status(urn, {"RUNNING"}, 120) is not None, bridge.log
+        gms_ui.cancel(gms, urn, hanging)
+        assert wait_result(gms, urn, 60)["status"] == "CANCELLED"
+
+    source = f"urn:li:dataHubIngestionSource:it-{uuid.uuid4().hex[:8]}"
+    cli_env = sandbox.env()
+    submitted = executor(
+        "submit",
+        str(RECIPES / "demo-sqlite.yml"),
+        "--source-urn",
+        source,
+        "--via-bridge",
+        "--env",
+        f"DEMO_DB={demo_db}",
+        env=cli_env,
+    )
+    assert submitted.returncode == 0, submitted.stderr
+    submitted_urn = submitted.stdout.strip()
+    assert wait_result(gms, submitted_urn)["status"] == "SUCCESS", bridge.log
+    listed = executor("runs", "--source", source, env=cli_env)
+    assert listed.stdout.splitlines()[1].split()[-1] == submitted_urn
+    assert running.queue_is_empty(timeout_seconds=30)

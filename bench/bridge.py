@@ -122,7 +122,7 @@ def _start_forwarder(
 ) -> subprocess.Popen[bytes] | None:
     if way == FLOOR:
         return None
-    polls = sum(s.path.endswith("/events/poll") for s in box.gms.served)
+    polls = box.gms.event_polls
     log_path = directory / f"{way.split(maxsplit=1)[0]}-forwarder.log"
     if way == BRIDGE:
         proc = box.start_bridge(
@@ -154,10 +154,7 @@ def _start_forwarder(
             )
     # Ready once it polled twice: its first poll, which learns the end of the log, is done.
     wait_until(
-        lambda: (
-            sum(s.path.endswith("/events/poll") for s in box.gms.served) >= polls + 2
-            or proc.poll() is not None
-        ),
+        lambda: box.gms.event_polls >= polls + 2 or proc.poll() is not None,
         90,
         f"the first poll of {way}",
         interval=0.05,

@@ -56,7 +56,7 @@ class ActionsProcess:
 
     def start(self) -> None:
         self.starts += 1
-        polls_before = self._polls()
+        polls_before = self._sandbox.gms.event_polls
         with (self._log_dir / f"actions-{self.starts}.log").open("wb") as out:
             self.process = subprocess.Popen(
                 [str(DATAHUB), "actions", "-c", str(self._config)],
@@ -65,13 +65,10 @@ class ActionsProcess:
                 stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + 90
-        while self._polls() <= polls_before + 1:  # the second poll means the first is done
+        while self._sandbox.gms.event_polls < polls_before + 2:  # GmsStandIn.event_polls
             assert self.process.poll() is None, self.log
             assert time.monotonic() < deadline, f"no poll of the Events API:\n{self.log}"
             time.sleep(0.2)
-
-    def _polls(self) -> int:
-        return sum(s.path.endswith("/events/poll") for s in self._sandbox.gms.served)
 
     @property
     def log(self) -> str:

@@ -97,12 +97,12 @@ def _submit(box: Sandbox, recipes: Path, db_path: Path) -> dict[str, str]:
 
 def _start_bridge(box: Sandbox, work_dir: Path) -> subprocess.Popen[bytes]:
     """``executor bridge`` for executor id remote, ready: its first poll of GMS is done."""
-    polls = sum(s.path.endswith("/events/poll") for s in box.gms.served)
+    polls = box.gms.event_polls
     bridge = box.start_bridge(
         work_dir / "bridge.log", {"remote": box.queue_url}, EXECUTOR_LOG_FORMAT="console"
     )
     deadline = time.monotonic() + 60
-    while sum(s.path.endswith("/events/poll") for s in box.gms.served) < polls + 2:
+    while box.gms.event_polls < polls + 2:
         if bridge.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"executor bridge did not start: see {work_dir / 'bridge.log'}")
         time.sleep(0.05)

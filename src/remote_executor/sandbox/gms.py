@@ -127,6 +127,12 @@ class GmsStandIn(Faults):
             return list(self._served)
 
     @property
+    def event_polls(self) -> int:
+        """How many Events API polls it has answered: a consumer that polled twice since a
+        count was taken has finished its first poll, which set where it reads from."""
+        return sum(r.path.endswith("/openapi/v1/events/poll") for r in self.served)
+
+    @property
     def raw_bodies(self) -> list[bytes]:
         with self._lock:
             return list(self._raw_bodies)

@@ -4,11 +4,15 @@ its own, moto's SQS, and a worker running the real datahub CLI."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -17,7 +21,7 @@ from remote_executor.models import TERMINAL_STATUSES
 from remote_executor.sandbox import Sandbox, gms_ui
 from remote_executor.sandbox.gms import GmsStandIn
 from tests.integration.bridge_support import BridgeProcess
-from tests.integration.support import RECIPES
+from tests.integration.support import RECIPES, processes_of, silent_listener
 
 pytestmark = pytest.mark.integration
 StartBridge = Callable[..., BridgeProcess]
@@ -145,15 +149,8 @@ def test_cancel_in_the_ui_stops_the_run(sandbox, start_worker, start_bridge):
     running = start_worker(signal_poll_seconds=0.5)
     start_bridge({"remote": running.queue.url})
     gms = sandbox.gms
-    with _silent_listener() as host_port:
-        recipe = yaml.safe_load((RECIPES / "postgres.yml").read_text())
-        env = {"PG_HOST_PORT": host_port, "PG_DATABASE": "shop", "PG_PASSWORD": "unused"}
-        source = gms_ui.create_source(
-            gms,
-            f"it-{uuid.uuid4().hex[:8]}",
-            recipe,
-            extra_args={"extra_env_vars": json.dumps(env)},
-        )
+    with silent_listener() as host_port:
+        source = hanging_source(gms, host_port)
         urn = gms_ui.execute(gms, source)
         assert gms.wait_for_status(urn, {"RUNNING"}, 120) is not None
         gms_ui.cancel(gms, urn, source)
@@ -181,24 +178,17 @@ def test_a_worker_killed_for_good_is_swept_to_aborted_and_an_unread_queue_to_can
         EXECUTOR_REPORT_INTERVAL_SECONDS="1",
     )
     try:
-        with _silent_listener() as host_port:
-            recipe = yaml.safe_load((RECIPES / "postgres.yml").read_text())
-            env = {"PG_HOST_PORT": host_port, "PG_DATABASE": "shop", "PG_PASSWORD": "unused"}
-            source = gms_ui.create_source(
-                gms,
-                f"it-{uuid.uuid4().hex[:8]}",
-                recipe,
-                extra_args={"extra_env_vars": json.dumps(env)},
-            )
-            lonely = gms_ui.create_source(
-                gms, f"it-{uuid.uuid4().hex[:8]}", recipe, executor_id="nobody"
-            )
+        with silent_listener() as host_port:
+            source = hanging_source(gms, host_port)
+            lonely = hanging_source(gms, host_port, executor_id="nobody")
             urn = gms_ui.execute(gms, source)
             never_started = gms_ui.execute(gms, lonely)
             assert gms.wait_for_status(urn, {"RUNNING"}, 120) is not None
             worker.kill()
             worker.wait(10)
-            _kill_processes_naming(urn.rsplit(":", 1)[1])
+            for pid in processes_of(urn.rsplit(":", 1)[1]):  # its CLI, in a session of its own
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
             aborted = wait_result(gms, urn, 60)
             cancelled = wait_result(gms, never_started, 60)
     finally:
@@ -214,32 +204,15 @@ def test_a_worker_killed_for_good_is_swept_to_aborted_and_an_unread_queue_to_can
     )
 
 
-def _kill_processes_naming(request_id: str) -> None:
-    """The CLI the killed worker left behind (in a session of its own, as the worker runs it)."""
-    import os
-    import signal
-
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if request_id.encode() in cmdline.read_bytes():
-                os.kill(int(cmdline.parent.name), signal.SIGKILL)
-        except OSError:
-            continue
-
-
-class _silent_listener:
-    """host:port of a listener that never accepts: connects succeed, nothing answers."""
-
-    def __enter__(self) -> str:
-        import socket
-
-        self._socket = socket.socket()
-        self._socket.bind(("127.0.0.1", 0))
-        self._socket.listen(16)
-        return f"127.0.0.1:{self._socket.getsockname()[1]}"
-
-    def __exit__(self, *_: object) -> None:
-        self._socket.close()
+def hanging_source(gms: GmsStandIn, host_port: str, **source: Any) -> str:
+    """A PostgreSQL source whose database (``silent_listener``) never answers: its runs hang
+    until they are stopped."""
+    recipe = yaml.safe_load((RECIPES / "postgres.yml").read_text())
+    env = {"PG_HOST_PORT": host_port, "PG_DATABASE": "shop", "PG_PASSWORD": "unused"}
+    extra_args = {"extra_env_vars": json.dumps(env)}
+    return gms_ui.create_source(
+        gms, f"it-{uuid.uuid4().hex[:8]}", recipe, extra_args=extra_args, **source
+    )
 
 
 def test_submit_with_a_source_is_listed_by_runs_and_its_report_printed_by_logs(

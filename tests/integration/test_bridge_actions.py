@@ -17,7 +17,8 @@ import yaml
 
 from remote_executor.sandbox import gms_ui
 from tests.integration.conftest import TOKEN
-from tests.integration.test_bridge import demo_source, runs_of, wait_result
+from tests.integration.support import silent_listener
+from tests.integration.test_bridge import demo_source, hanging_source, runs_of, wait_result
 
 pytestmark = pytest.mark.integration
 pytest.importorskip(
@@ -141,7 +142,6 @@ def test_through_the_plugin_an_oversized_input_goes_as_the_stub_cancel_stops_and
     import json
 
     from tests.integration.support import RECIPES
-    from tests.integration.test_bridge import _silent_listener
     from tests.integration.test_cli import executor
 
     running = start_worker(signal_poll_seconds=0.5)
@@ -153,15 +153,8 @@ def test_through_the_plugin_an_oversized_input_goes_as_the_stub_cancel_stops_and
     assert wait_result(gms, oversized)["status"] == "SUCCESS", bridge.log
     assert any(oversized in line and "truncated=True" in line for line in bridge.log.splitlines())
 
-    with _silent_listener() as host_port:
-        recipe = yaml.safe_load((RECIPES / "postgres.yml").read_text())
-        env = {"PG_HOST_PORT": host_port, "PG_DATABASE": "shop", "PG_PASSWORD": "unused"}
-        hanging = gms_ui.create_source(
-            gms,
-            f"it-{uuid.uuid4().hex[:8]}",
-            recipe,
-            extra_args={"extra_env_vars": json.dumps(env)},
-        )
+    with silent_listener() as host_port:
+        hanging = hanging_source(gms, host_port)
         urn = gms_ui.execute(gms, hanging)
         assert gms.wait_for_status(urn, {"RUNNING"}, 120) is not None, bridge.log
         gms_ui.cancel(gms, urn, hanging)

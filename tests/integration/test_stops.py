@@ -6,14 +6,12 @@ firewalled or overloaded server does, so the CLI hangs in its PostgreSQL driver.
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.integration.support import RECIPES
+from tests.integration.support import RECIPES, processes_of, silent_listener
 
 pytestmark = pytest.mark.integration
 
@@ -21,22 +19,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def silent_database() -> Iterator[str]:
     """host:port of a listener that never accepts: connects succeed, nothing answers."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(16)
-        yield f"127.0.0.1:{listener.getsockname()[1]}"
-
-
-def processes_of(request_id: str) -> list[int]:
-    """Live processes whose command line names the request (its recipe path does)."""
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if request_id.encode() in cmdline.read_bytes():
-                found.append(int(cmdline.parent.name))
-        except OSError:
-            continue
-    return found
+    with silent_listener() as host_port:
+        yield host_port
 
 
 def hanging_request(running, host_port: str, **kwargs) -> str:
